@@ -1,0 +1,86 @@
+import { z } from 'zod';
+
+export const ROLES = ['api', 'gateway', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+const postgresUrl = z
+  .string()
+  .trim()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'postgresql:' || u.protocol === 'postgres:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'must be a PostgreSQL URL such as postgresql://user@host:5432/db');
+
+const redisUrl = z
+  .string()
+  .trim()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'must be a Redis URL such as redis://127.0.0.1:6379');
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * Every setting of the control plane. Parsed once at start; nothing else reads process.env.
+ * Secrets may also be given as `<NAME>_FILE` (a path whose content is the value).
+ */
+export const CloudEnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
+  PORT: port.default(3000),
+  DATABASE_URL: postgresUrl,
+  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  /** Comma-separated roles this process takes; all three by default (one node runs everything). */
+  KEYSTAGE_ROLES: z
+    .string()
+    .default('api,gateway,worker')
+    .transform((v, ctx) => {
+      const roles = v
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean);
+      const bad = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+      if (bad.length > 0 || roles.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a comma-separated subset of ${ROLES.join(', ')}${bad.length ? ` (unknown: ${bad.join(', ')})` : ''}`,
+        });
+        return z.NEVER;
+      }
+      return [...new Set(roles)] as Role[];
+    }),
+  /** Master secret: signs tokens and derives the keys that encrypt secrets at rest. */
+  KEYSTAGE_SECRET: z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -base64 48`)'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** The portal's origin, the only one CORS lets in. */
+  CORS_ORIGIN: z.string().trim().default('http://127.0.0.1:3000'),
+  /** How long shutdown may take to drain requests and close queues before the process exits anyway. */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** How long /health/ready waits for each dependency. */
+  READY_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2_000),
+});
+
+export type CloudEnv = z.input<typeof CloudEnvSchema>;
+
+export interface CloudConfig {
+  env: 'development' | 'test' | 'production';
+  host: string;
+  port: number;
+  databaseUrl: string;
+  redisUrl: string;
+  roles: ReadonlySet<Role>;
+  secret: string;
+  logLevel: string;
+  corsOrigin: string;
+  shutdownTimeoutMs: number;
+  readyTimeoutMs: number;
+}

@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { type CloudConfig, CloudEnvSchema } from './config.schema.js';
+
+export const CLOUD_CONFIG = Symbol('CLOUD_CONFIG');
+
+/** A configuration problem, with a one-line message that names every bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const SECRET_VARS = ['DATABASE_URL', 'REDIS_URL', 'KEYSTAGE_SECRET'] as const;
+
+/** Resolves `<NAME>_FILE` indirections for secrets (Docker/Kubernetes secrets mount files). */
+function resolveFileVars(env: Record<string, string | undefined>, problems: string[]) {
+  const out: Record<string, string | undefined> = { ...env };
+  for (const name of SECRET_VARS) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined || file === '') continue;
+    if (env[name] !== undefined && env[name] !== '') {
+      problems.push(`${name} and ${name}_FILE are both set: use one`);
+      continue;
+    }
+    try {
+      out[name] = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  // An empty variable means "not set", so defaults apply and required ones are reported missing.
+  for (const [k, v] of Object.entries(out)) if (v === '') delete out[k];
+  return out;
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): CloudConfig {
+  const problems: string[] = [];
+  const resolved = resolveFileVars(env, problems);
+  const parsed = CloudEnvSchema.safeParse(resolved);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? 'environment');
+      const missing = issue.code === 'invalid_type' && resolved[name] === undefined;
+      problems.push(missing ? `${name} is required but not set` : `${name} ${issue.message}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const e = parsed.data;
+  return {
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    roles: new Set(e.KEYSTAGE_ROLES),
+    secret: e.KEYSTAGE_SECRET,
+    logLevel: e.LOG_LEVEL,
+    corsOrigin: e.CORS_ORIGIN,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    readyTimeoutMs: e.READY_TIMEOUT_MS,
+  };
+}
+
+/** host:port of a URL for messages, never its credentials. */
+export function describeEndpoint(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || (u.protocol.startsWith('redis') ? '6379' : '5432')}`;
+  } catch {
+    return '(unparseable URL)';
+  }
+}
