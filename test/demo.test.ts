@@ -1,0 +1,38 @@
+import { resolve } from 'node:path';
+import { dropDatabase, withDatabase } from '@keystage/db/migrator';
+import { afterAll, describe, expect, it } from 'vitest';
+import { json } from './support/http.js';
+import { STACK_LINE, spawnProcess } from './support/process.js';
+
+// `pnpm demo` is `pnpm build && node apps/cloud/dist/demo.js`; this runs the second half as a real
+// process against a database that does not exist yet, as on a fresh machine.
+const DEMO = resolve(import.meta.dirname, '../apps/cloud/dist/demo.js');
+const serverUrl = process.env.KEYSTAGE_TEST_SERVER_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const databaseUrl = withDatabase(serverUrl, `keystage_demo_test_${process.pid}`);
+
+afterAll(async () => {
+  await dropDatabase(databaseUrl);
+});
+
+describe('pnpm demo', () => {
+  it('migrates a fresh database, serves, answers /health/ready, and stops on Ctrl+C', async () => {
+    const env = { DATABASE_URL: databaseUrl, PORT: '0', KEYSTAGE_SECRET: 'demo-test-'.padEnd(40, 'x') };
+    const first = spawnProcess([DEMO], env);
+    await first.waitFor(/applied 1 migration\(s\): \d+_init/, 60_000);
+    const [, url] = await first.waitFor(/control plane\s+(http:\/\/\S+)/, 60_000);
+    expect(first.output()).toMatch(/API docs\s+http:\/\/\S+\/api\/docs/);
+    const res = await fetch(`${url}/health/ready`);
+    expect(res.status).toBe(200);
+    expect((await json(res)).status).toBe('ready');
+    first.child.kill('SIGINT');
+    expect((await first.exited(15_000)).code).toBe(0);
+    expect(first.output()).not.toMatch(STACK_LINE);
+
+    // A second start finds the database up to date.
+    const second = spawnProcess([DEMO], env);
+    await second.waitFor(/database is up to date/, 60_000);
+    await second.waitFor(/control plane\s+http/, 60_000);
+    second.child.kill('SIGINT');
+    expect((await second.exited(15_000)).code).toBe(0);
+  });
+});
