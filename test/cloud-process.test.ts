@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { createDatabase, dropDatabase, withDatabase } from '@keystage/db/migrator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
-import { STACK_LINE, spawnProcess } from './support/process.js';
+import { killAll, STACK_LINE, spawnProcess, uniquePrefix } from './support/process.js';
 
 // The built control plane as a real process: what an operator sees on bad configuration,
 // and a clean start/stop. Run after `pnpm build` (the README's test command does it).
@@ -14,11 +14,17 @@ beforeAll(async () => {
   db = await createTestDatabase('cloud_proc');
 });
 afterAll(async () => {
+  killAll();
   await db?.drop();
 });
 
 async function failsWith(env: Record<string, string>, pattern: RegExp) {
-  const p = spawnProcess([MAIN], { LOG_LEVEL: 'silent', PORT: '0', ...env });
+  const p = spawnProcess([MAIN], {
+    LOG_LEVEL: 'silent',
+    PORT: '0',
+    REDIS_PREFIX: uniquePrefix('proc'),
+    ...env,
+  });
   const { code } = await p.exited();
   const lines = p.output().trim().split('\n');
   expect(code).toBe(1);
@@ -77,6 +83,7 @@ describe('control plane process: start and stop', () => {
       KEYSTAGE_SECRET: SECRET,
       PORT: '0',
       LOG_LEVEL: 'warn',
+      REDIS_PREFIX: uniquePrefix('proc'),
     });
     const [, url] = await p.waitFor(/listening on (http:\/\/\S+)/);
     const res = await fetch(`${url}/health/ready`);

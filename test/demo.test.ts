@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { dropDatabase, withDatabase } from '@keystage/db/migrator';
 import { afterAll, describe, expect, it } from 'vitest';
 import { json } from './support/http.js';
-import { STACK_LINE, spawnProcess } from './support/process.js';
+import { killAll, STACK_LINE, spawnProcess, uniquePrefix } from './support/process.js';
 
 // `pnpm demo` is `pnpm build && node apps/cloud/dist/demo.js`; this runs the second half as a real
 // process against a database that does not exist yet, as on a fresh machine.
@@ -11,14 +11,20 @@ const serverUrl = process.env.KEYSTAGE_TEST_SERVER_URL ?? 'postgresql://postgres
 const databaseUrl = withDatabase(serverUrl, `keystage_demo_test_${process.pid}`);
 
 afterAll(async () => {
+  killAll();
   await dropDatabase(databaseUrl);
 });
 
 describe('pnpm demo', () => {
   it('migrates a fresh database, serves, answers /health/ready, and stops on Ctrl+C', async () => {
-    const env = { DATABASE_URL: databaseUrl, PORT: '0', KEYSTAGE_SECRET: 'demo-test-'.padEnd(40, 'x') };
+    const env = {
+      DATABASE_URL: databaseUrl,
+      PORT: '0',
+      KEYSTAGE_SECRET: 'demo-test-'.padEnd(40, 'x'),
+      REDIS_PREFIX: uniquePrefix('demo'),
+    };
     const first = spawnProcess([DEMO], env);
-    await first.waitFor(/applied 1 migration\(s\): \d+_init/, 60_000);
+    await first.waitFor(/applied \d+ migration\(s\): \d+_init/, 60_000);
     const [, url] = await first.waitFor(/control plane\s+(http:\/\/\S+)/, 60_000);
     expect(first.output()).toMatch(/API docs\s+http:\/\/\S+\/api\/docs/);
     const res = await fetch(`${url}/health/ready`);
@@ -34,5 +40,5 @@ describe('pnpm demo', () => {
     await second.waitFor(/control plane\s+http/, 60_000);
     second.child.kill('SIGINT');
     expect((await second.exited(15_000)).code).toBe(0);
-  });
+  }, 120_000);
 });

@@ -11,6 +11,19 @@ export interface Spawned {
   exited(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+const running = new Set<ChildProcess>();
+
+/** Kills every process this file started that is still running (use in afterAll/afterEach). */
+export function killAll(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
+/** A Redis key prefix of its own, so processes started by tests never share queues. */
+export function uniquePrefix(name: string): string {
+  return `test-${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
 /** Starts a real process (node by default) and collects its output for assertions. */
 export function spawnProcess(
   args: string[],
@@ -21,6 +34,8 @@ export function spawnProcess(
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let out = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {

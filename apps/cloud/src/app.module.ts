@@ -1,20 +1,25 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { ApiKeysModule } from './api-keys/api-keys.module.js';
+import { AuditApiModule, AuditModule } from './audit/audit.module.js';
+import { AuthModule } from './auth/auth.module.js';
 import { CLOUD_CONFIG } from './config/config.js';
 import type { CloudConfig } from './config/config.schema.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
 import { loggerParams } from './logging/logging.js';
+import { MailModule } from './mail/mail.module.js';
 import { MaintenanceModule } from './maintenance/maintenance.module.js';
 import { QueuesModule } from './queues/queues.module.js';
 import { RedisModule } from './redis/redis.module.js';
+import { TenancyModule } from './tenancy/tenancy.module.js';
 
 @Module({})
 class ConfigHolderModule {}
 
 /**
  * The control plane. One image, three roles chosen by KEYSTAGE_ROLES:
- *  - api: the HTTP API and its OpenAPI document (feature controllers join here);
+ *  - api: the HTTP API (auth, tenancy, API keys, audit …), its guards and its OpenAPI document;
  *  - gateway: agents' WebSocket sessions (arrives with the agent issue);
  *  - worker: queue processors (maintenance now; scheduling, ingest, delta and delivery later).
  * Health endpoints answer in every role, so each node can be probed.
@@ -22,7 +27,10 @@ class ConfigHolderModule {}
 @Module({})
 export class AppModule {
   static forRoot(config: CloudConfig): DynamicModule {
-    const roleModules = [...(config.roles.has('worker') ? [MaintenanceModule] : [])];
+    const roleModules = [
+      ...(config.roles.has('api') ? [AuthModule, TenancyModule, ApiKeysModule, AuditApiModule] : []),
+      ...(config.roles.has('worker') ? [MaintenanceModule] : []),
+    ];
     return {
       module: AppModule,
       imports: [
@@ -36,6 +44,8 @@ export class AppModule {
         DatabaseModule,
         RedisModule,
         QueuesModule.forRoot(config),
+        AuditModule,
+        MailModule,
         HealthModule,
         ...roleModules,
       ],

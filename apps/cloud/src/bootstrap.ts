@@ -3,6 +3,7 @@ import type { DynamicModule, INestApplication, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import helmet from 'helmet';
 import { Redis } from 'ioredis';
 import { Logger, PinoLogger } from 'nestjs-pino';
 import pg from 'pg';
@@ -90,6 +91,17 @@ export async function createApp(
   app.useBodyParser('json', { limit: '1mb' });
   app.useGlobalFilters(new AllExceptionsFilter(await app.resolve(PinoLogger)));
   app.disable('x-powered-by');
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          // The API docs page (Swagger UI) uses inline styles and data: images.
+          'style-src': ["'self'", "'unsafe-inline'"],
+          'img-src': ["'self'", 'data:'],
+        },
+      },
+    }),
+  );
   app.enableCors({ origin: config.corsOrigin, credentials: true });
   if (config.roles.has('api')) {
     const document = SwaggerModule.createDocument(
@@ -98,6 +110,7 @@ export async function createApp(
         .setTitle('Keystage control plane')
         .setDescription('Partners, schools, extracts, agreements, runs and deliveries.')
         .setVersion(VERSION)
+        .addBearerAuth()
         .build(),
     );
     SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs/openapi.json' });

@@ -2,11 +2,13 @@ import { Controller, Get, Module } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/db.js';
 import { json } from '../../../test/support/http.js';
+import { Public } from './auth/policy.js';
 import { startServer } from './bootstrap.js';
 import { loadConfig } from './config/config.js';
 
 // A route that takes a while, mounted only in this test, to have a request truly in flight
 // when shutdown begins.
+@Public()
 @Controller('test-slow')
 class SlowController {
   @Get()

@@ -39,6 +39,11 @@ export const CloudEnvSchema = z.object({
   PORT: port.default(3000),
   DATABASE_URL: postgresUrl,
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  /** Prefix of every Redis key Keystage writes (queues, rate limits); lets environments share a Redis. */
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, _ and - only (1–40)')
+    .default('keystage'),
   /** Comma-separated roles this process takes; all three by default (one node runs everything). */
   KEYSTAGE_ROLES: z
     .string()
@@ -65,6 +70,20 @@ export const CloudEnvSchema = z.object({
   CORS_ORIGIN: z.string().trim().default('http://127.0.0.1:3000'),
   /** How long shutdown may take to drain requests and close queues before the process exits anyway. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** Base URL people use to reach the portal/API; links in e-mails point here. */
+  PUBLIC_URL: z.url().optional(),
+  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3600).default(900),
+  REFRESH_TOKEN_TTL_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+  /** Failed sign-ins in a row before an account is locked, and for how long. */
+  AUTH_MAX_FAILED_LOGINS: z.coerce.number().int().min(1).max(100).default(5),
+  /** scrypt cost as log2(N); 17 follows OWASP's advice. Tests lower it for speed. */
+  PASSWORD_HASH_COST: z.coerce.number().int().min(10).max(20).default(17),
+  AUTH_LOCKOUT_SECONDS: z.coerce.number().min(0.1).max(86_400).default(900),
+  /** Requests per minute per client IP, and per signed-in user or API key. */
+  RATE_LIMIT_PER_IP: z.coerce.number().int().min(1).default(600),
+  RATE_LIMIT_PER_PRINCIPAL: z.coerce.number().int().min(1).default(1200),
+  /** Sign-in and password-reset attempts per minute per IP. */
+  RATE_LIMIT_AUTH_PER_IP: z.coerce.number().int().min(1).default(20),
   /** How long /health/ready waits for each dependency. */
   READY_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2_000),
 });
@@ -77,10 +96,20 @@ export interface CloudConfig {
   port: number;
   databaseUrl: string;
   redisUrl: string;
+  redisPrefix: string;
   roles: ReadonlySet<Role>;
   secret: string;
   logLevel: string;
   corsOrigin: string;
   shutdownTimeoutMs: number;
   readyTimeoutMs: number;
+  publicUrl: string;
+  auth: {
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlDays: number;
+    maxFailedLogins: number;
+    lockoutMs: number;
+    passwordHashCost: number;
+  };
+  rateLimits: { perIp: number; perPrincipal: number; authPerIp: number };
 }

@@ -53,12 +53,29 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
     roles: new Set(e.KEYSTAGE_ROLES),
     secret: e.KEYSTAGE_SECRET,
     logLevel: e.LOG_LEVEL,
     corsOrigin: e.CORS_ORIGIN,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     readyTimeoutMs: e.READY_TIMEOUT_MS,
+    publicUrl: (e.PUBLIC_URL ?? `http://${e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST}:${e.PORT}`).replace(
+      /\/$/,
+      '',
+    ),
+    auth: {
+      accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlDays: e.REFRESH_TOKEN_TTL_DAYS,
+      maxFailedLogins: e.AUTH_MAX_FAILED_LOGINS,
+      lockoutMs: Math.round(e.AUTH_LOCKOUT_SECONDS * 1000),
+      passwordHashCost: e.PASSWORD_HASH_COST,
+    },
+    rateLimits: {
+      perIp: e.RATE_LIMIT_PER_IP,
+      perPrincipal: e.RATE_LIMIT_PER_PRINCIPAL,
+      authPerIp: e.RATE_LIMIT_AUTH_PER_IP,
+    },
   };
 }
 

@@ -1,9 +1,13 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { SkipThrottle } from '@nestjs/throttler';
 import type { Response } from 'express';
+import { Public } from '../auth/policy.js';
 import { HealthService, type Readiness } from './health.service.js';
 
 @ApiTags('health')
+@Public()
+@SkipThrottle({ ip: true, auth: true })
 @Controller('health')
 export class HealthController {
   constructor(private readonly health: HealthService) {}

@@ -36,7 +36,7 @@ export class QueuesModule {
       imports: [
         BullModule.forRoot({
           connection: redisConnectionOptions(config.redisUrl),
-          prefix: 'keystage',
+          prefix: config.redisPrefix,
         }),
         BullModule.registerQueue(...Object.values(QueueName).map((name) => ({ name }))),
       ],
