@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { sha256Hex } from '@keystage/crypto';
 import { Injectable } from '@nestjs/common';
 import { type Actor, AuditService } from '../audit/audit.service.js';
 import { AppError } from '../common/app-error.js';
-import { sha256Hex } from '@keystage/crypto';
 import { ApiKeysRepository, type ApiKeyView } from './api-keys.repository.js';
 
 const ALPHANUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';

@@ -1,6 +1,6 @@
+import { sha256Hex } from '@keystage/crypto';
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/app-error.js';
-import { sha256Hex } from '@keystage/crypto';
 import { AuthRepository } from './auth.repository.js';
 import type { Principal } from './principal.js';
 

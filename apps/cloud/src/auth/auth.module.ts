@@ -1,9 +1,9 @@
+import { deriveKey } from '@keystage/crypto';
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { JwtModule } from '@nestjs/jwt';
 import { PassportModule } from '@nestjs/passport';
 import { ThrottlerModule } from '@nestjs/throttler';
-import { deriveKey } from '@keystage/crypto';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { PrincipalRateLimitGuard } from '../throttle/principal-rate-limit.guard.js';
@@ -26,7 +26,9 @@ import { PasswordHasher } from './password-hasher.js';
     PassportModule,
     JwtModule.registerAsync({
       inject: [CLOUD_CONFIG],
-      useFactory: (config: CloudConfig) => ({ secret: deriveKey(Buffer.from(config.secret, 'utf8'), 'jwt-access') }),
+      useFactory: (config: CloudConfig) => ({
+        secret: deriveKey(Buffer.from(config.secret, 'utf8'), 'jwt-access'),
+      }),
     }),
     ThrottleStorageModule,
     ThrottlerModule.forRootAsync({

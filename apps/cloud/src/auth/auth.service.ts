@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { generateToken as newToken, sha256Hex } from '@keystage/crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { type Actor, AuditService } from '../audit/audit.service.js';
 import { AppError } from '../common/app-error.js';
-import { generateToken as newToken, sha256Hex } from '@keystage/crypto';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { MailOutbox } from '../mail/mail-outbox.repository.js';

@@ -1,9 +1,9 @@
+import { generateToken as newToken, sha256Hex } from '@keystage/crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { type Actor, AuditService } from '../audit/audit.service.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
 import type { RoleName } from '../auth/principal.js';
 import { AppError } from '../common/app-error.js';
-import { generateToken as newToken, sha256Hex } from '@keystage/crypto';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { MailOutbox } from '../mail/mail-outbox.repository.js';
