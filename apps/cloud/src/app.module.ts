@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { AgentGatewayModule, AgentsApiModule } from './agents/agents.module.js';
 import { ApiKeysModule } from './api-keys/api-keys.module.js';
 import { AuditApiModule, AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
@@ -20,7 +21,7 @@ class ConfigHolderModule {}
 /**
  * The control plane. One image, three roles chosen by KEYSTAGE_ROLES:
  *  - api: the HTTP API (auth, tenancy, API keys, audit …), its guards and its OpenAPI document;
- *  - gateway: agents' WebSocket sessions (arrives with the agent issue);
+ *  - gateway: the agents' WebSocket endpoint (/agent): authentication, sessions, heartbeats, jobs;
  *  - worker: queue processors (maintenance now; scheduling, ingest, delta and delivery later).
  * Health endpoints answer in every role, so each node can be probed.
  */
@@ -28,7 +29,10 @@ class ConfigHolderModule {}
 export class AppModule {
   static forRoot(config: CloudConfig): DynamicModule {
     const roleModules = [
-      ...(config.roles.has('api') ? [AuthModule, TenancyModule, ApiKeysModule, AuditApiModule] : []),
+      ...(config.roles.has('api')
+        ? [AuthModule, TenancyModule, ApiKeysModule, AuditApiModule, AgentsApiModule]
+        : []),
+      ...(config.roles.has('gateway') ? [AgentGatewayModule] : []),
       ...(config.roles.has('worker') ? [MaintenanceModule] : []),
     ];
     return {

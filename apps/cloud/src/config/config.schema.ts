@@ -84,6 +84,12 @@ export const CloudEnvSchema = z.object({
   RATE_LIMIT_PER_PRINCIPAL: z.coerce.number().int().min(1).default(1200),
   /** Sign-in and password-reset attempts per minute per IP. */
   RATE_LIMIT_AUTH_PER_IP: z.coerce.number().int().min(1).default(20),
+  /** How often agents send heartbeats; a session silent for 3 intervals is dropped. */
+  AGENT_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
+  /** How long a new agent connection may take to authenticate. */
+  AGENT_AUTH_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** How long a signed job may wait before the agent must refuse it as expired. */
+  JOB_TTL_SECONDS: z.coerce.number().int().min(5).max(86_400).default(600),
   /** How long /health/ready waits for each dependency. */
   READY_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2_000),
 });
@@ -112,4 +118,5 @@ export interface CloudConfig {
     passwordHashCost: number;
   };
   rateLimits: { perIp: number; perPrincipal: number; authPerIp: number };
+  agents: { heartbeatIntervalMs: number; authTimeoutMs: number; jobTtlMs: number };
 }

@@ -71,6 +71,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       lockoutMs: Math.round(e.AUTH_LOCKOUT_SECONDS * 1000),
       passwordHashCost: e.PASSWORD_HASH_COST,
     },
+    agents: {
+      heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL_MS,
+      authTimeoutMs: e.AGENT_AUTH_TIMEOUT_MS,
+      jobTtlMs: e.JOB_TTL_SECONDS * 1000,
+    },
     rateLimits: {
       perIp: e.RATE_LIMIT_PER_IP,
       perPrincipal: e.RATE_LIMIT_PER_PRINCIPAL,

@@ -1,0 +1,84 @@
+import {
+  decrypt,
+  deriveKey,
+  encrypt,
+  generateSigningKeyPair,
+  generateWrappingKeyPair,
+  publicKeyFingerprint,
+} from '@keystage/crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { CLOUD_CONFIG } from '../config/config.js';
+import type { CloudConfig } from '../config/config.schema.js';
+import { PrismaProvider } from '../database/prisma.provider.js';
+
+export type KeyPurpose = 'job-signing' | 'result-wrapping';
+
+export interface PlatformKeyPair {
+  purpose: KeyPurpose;
+  keyId: string;
+  publicKey: string;
+  privateKey: string;
+}
+
+const LOCK = 7_246_002;
+
+/**
+ * The control plane's job-signing (Ed25519) and result-wrapping (X25519) keys. Made once, on first
+ * use, under a lock so concurrent nodes agree; private keys are stored encrypted with a key derived
+ * from KEYSTAGE_SECRET, and kept decrypted only in memory.
+ */
+@Injectable()
+export class PlatformKeysService {
+  private readonly cache = new Map<KeyPurpose, Promise<PlatformKeyPair>>();
+  private readonly kek: Buffer;
+
+  constructor(
+    private readonly prisma: PrismaProvider,
+    @Inject(CLOUD_CONFIG) config: CloudConfig,
+  ) {
+    this.kek = deriveKey(Buffer.from(config.secret, 'utf8'), 'platform-keys');
+  }
+
+  active(purpose: KeyPurpose): Promise<PlatformKeyPair> {
+    let pending = this.cache.get(purpose);
+    if (!pending) {
+      pending = this.load(purpose);
+      pending.catch(() => this.cache.delete(purpose));
+      this.cache.set(purpose, pending);
+    }
+    return pending;
+  }
+
+  private async load(purpose: KeyPurpose): Promise<PlatformKeyPair> {
+    const row = await this.prisma.client.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${LOCK})`;
+      const existing = await tx.platformKey.findFirst({
+        where: { purpose, active: true },
+        orderBy: { createdAt: 'desc' },
+      });
+      if (existing) return existing;
+      const pair = purpose === 'job-signing' ? generateSigningKeyPair() : generateWrappingKeyPair();
+      return tx.platformKey.create({
+        data: {
+          purpose,
+          keyId: publicKeyFingerprint(pair.publicKey),
+          publicKey: pair.publicKey,
+          privateKeyEncrypted: encrypt(Buffer.from(pair.privateKey, 'utf8'), this.kek, purpose).toString(
+            'base64',
+          ),
+        },
+      });
+    });
+    let privateKey: string;
+    try {
+      privateKey = decrypt(Buffer.from(row.privateKeyEncrypted, 'base64'), this.kek, purpose).toString(
+        'utf8',
+      );
+    } catch {
+      throw new Error(
+        `cannot decrypt the ${purpose} key: KEYSTAGE_SECRET differs from the one it was stored with`,
+      );
+    }
+    return { purpose, keyId: row.keyId, publicKey: row.publicKey, privateKey };
+  }
+}

@@ -1,0 +1,166 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateSigningKeyPair, signEnvelope } from '@keystage/crypto';
+import { createMessage, encodeMessage } from '@keystage/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentGateway, type AgentMessageEvent } from '../apps/cloud/src/agents/agent-gateway.js';
+import { AgentsService } from '../apps/cloud/src/agents/agents.service.js';
+import { PlatformKeysService } from '../apps/cloud/src/agents/platform-keys.service.js';
+import { type RunningServer, startServer } from '../apps/cloud/src/bootstrap.js';
+import { loadConfig } from '../apps/cloud/src/config/config.js';
+import { agent, tempDataDir } from './support/agent.js';
+import { createTestDatabase, type TestDatabase } from './support/db.js';
+import { killAll, type Spawned, uniquePrefix } from './support/process.js';
+
+// A real control plane (in this process, so the test can reach its gateway to send crafted jobs) and
+// a real agent process over a real socket.
+let db: TestDatabase;
+let server: RunningServer;
+let agentProc: Spawned;
+let agentId: string;
+let dataDir: string;
+const SYSTEM = { type: 'SYSTEM' as const, id: null, requestId: null };
+const events: AgentMessageEvent[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase('agent_jobs');
+  server = await startServer(
+    loadConfig({
+      DATABASE_URL: db.url,
+      KEYSTAGE_SECRET: 'agent-jobs-test-'.padEnd(48, 'k'),
+      PORT: '0',
+      LOG_LEVEL: process.env.KS_LOG ?? 'silent',
+      REDIS_PREFIX: uniquePrefix('jobs'),
+      AGENT_HEARTBEAT_INTERVAL_MS: '1000',
+    }),
+  );
+  const gateway = server.app.get(AgentGateway);
+  for (const type of ['job.accept', 'job.reject', 'run.complete', 'run.failed']) {
+    gateway.events.on(type, (e: AgentMessageEvent) => events.push(e));
+  }
+  const { PrismaProvider } = await import('../apps/cloud/src/database/prisma.provider.js');
+  const prisma = server.app.get(PrismaProvider).client;
+  const school = await prisma.school.create({
+    data: { urn: '200001', laEstab: '873/5001', name: 'Jobs School', misType: 'DEMO_SQLITE' },
+  });
+  const { token } = await server.app.get(AgentsService).createEnrolmentToken(school.id, 1, SYSTEM);
+  dataDir = tempDataDir('jobs');
+  const enrol = agent(dataDir, ['enrol', '--url', server.url, '--token', token, '--mis-kind', 'DEMO_SQLITE']);
+  const [, id] = await enrol.waitFor(/enrolled as agent ([0-9a-f-]{36})/);
+  agentId = id!;
+  expect((await enrol.exited()).code).toBe(0);
+  agentProc = agent(dataDir, ['run'], {
+    KEYSTAGE_AGENT_STATEMENT_LOG: join(dataDir, '..', 'statements.log'),
+    KEYSTAGE_AGENT_HEARTBEAT_MS: '500',
+  });
+  await agentProc.waitFor(/"authenticated"/);
+}, 60_000);
+
+afterAll(async () => {
+  killAll();
+  await server?.stop();
+  await db?.drop();
+});
+
+async function rejection(runId: string) {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const e = events.find(
+      (x) => x.message.type === 'job.reject' && (x.message.body as { runId: string }).runId === runId,
+    );
+    if (e) return e.message.body as { code: string; message: string };
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no job.reject for ${runId}; agent output:\n${agentProc.output()}`);
+}
+
+function spec(overrides: Record<string, unknown> = {}) {
+  const sql = 'SELECT 1 AS one';
+  return {
+    runId: randomUUID(),
+    extractVersionId: randomUUID(),
+    datasetName: 'test',
+    sql,
+    sqlSha256: createHash('sha256').update(sql).digest('hex'),
+    parameters: [],
+    deadline: new Date(Date.now() + 60_000).toISOString(),
+    resultKey: { alg: 'X25519', keyId: 'a'.repeat(64), publicKey: 'AAAA' },
+    ...overrides,
+  };
+}
+
+async function sendSigned(job: unknown) {
+  const frame = encodeMessage(createMessage('job.offer', { job } as never));
+  expect(await server.app.get(AgentGateway).send(agentId, frame)).toBe(true);
+}
+
+describe('the agent refuses jobs it must not run, and says why', () => {
+  it('a job signed by another key → job.bad_signature', async () => {
+    const forger = generateSigningKeyPair();
+    const job = spec();
+    await sendSigned(signEnvelope(job, forger.privateKey, { kind: 'job' }));
+    expect((await rejection(job.runId)).code).toBe('job.bad_signature');
+  });
+
+  it('a job tampered with after signing → job.bad_signature', async () => {
+    const key = await server.app.get(PlatformKeysService).active('job-signing');
+    const job = spec();
+    const signed = signEnvelope(job, key.privateKey, { kind: 'job' });
+    const tampered = {
+      ...signed,
+      payload: {
+        ...signed.payload,
+        sql: 'SELECT password FROM sys_user',
+        sqlSha256: createHash('sha256').update('SELECT password FROM sys_user').digest('hex'),
+      },
+    };
+    await sendSigned(tampered);
+    expect((await rejection(job.runId)).code).toBe('job.bad_signature');
+  });
+
+  it('an unsigned job → job.bad_signature', async () => {
+    const key = await server.app.get(PlatformKeysService).active('job-signing');
+    const job = spec();
+    const { signature: _s, ...unsigned } = signEnvelope(job, key.privateKey, { kind: 'job' });
+    await sendSigned({ ...unsigned, signature: Buffer.alloc(64).toString('base64') });
+    expect((await rejection(job.runId)).code).toBe('job.bad_signature');
+  });
+
+  it('an expired job → job.expired', async () => {
+    const key = await server.app.get(PlatformKeysService).active('job-signing');
+    const job = spec();
+    await sendSigned(
+      signEnvelope(job, key.privateKey, {
+        kind: 'job',
+        ttlMs: 1_000,
+        now: new Date(Date.now() - 10 * 60_000),
+      }),
+    );
+    expect((await rejection(job.runId)).code).toBe('job.expired');
+  });
+
+  it('a replayed job → job.replayed', async () => {
+    const key = await server.app.get(PlatformKeysService).active('job-signing');
+    const job = spec({ sqlSha256: '0'.repeat(64) });
+    const signed = signEnvelope(job, key.privateKey, { kind: 'job' });
+    await sendSigned(signed);
+    expect((await rejection(job.runId)).code).toBe('job.hash_mismatch');
+    events.length = 0;
+    await sendSigned(signed);
+    expect((await rejection(job.runId)).code).toBe('job.replayed');
+  });
+
+  it('a job whose SQL does not match its approved hash → job.hash_mismatch', async () => {
+    const key = await server.app.get(PlatformKeysService).active('job-signing');
+    const job = spec({ sql: 'SELECT 2' });
+    await sendSigned(signEnvelope(job, key.privateKey, { kind: 'job' }));
+    expect((await rejection(job.runId)).code).toBe('job.hash_mismatch');
+  });
+
+  it('none of them reached the MIS', () => {
+    const log = join(dataDir, '..', 'statements.log');
+    expect(existsSync(log) ? readFileSync(log, 'utf8') : '').toBe('');
+    expect(readdirSync(dataDir)).toContain('seen-jobs.json');
+  });
+});
