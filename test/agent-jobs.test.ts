@@ -164,3 +164,102 @@ describe('the agent refuses jobs it must not run, and says why', () => {
     expect(readdirSync(dataDir)).toContain('seen-jobs.json');
   });
 });
+
+describe('MIS credentials stay on this machine, encrypted', () => {
+  const PASSWORD = 'Tr0ub4dor&3-mis-password';
+
+  async function enrolNew(name: string) {
+    const { PrismaProvider } = await import('../apps/cloud/src/database/prisma.provider.js');
+    const prisma = server.app.get(PrismaProvider).client;
+    const school = await prisma.school.create({
+      data: {
+        urn: String(200100 + Math.floor(Math.random() * 800)),
+        laEstab: '873/5002',
+        name: `Creds ${name}`,
+        misType: 'POSTGRES',
+      },
+    });
+    const { token } = await server.app.get(AgentsService).createEnrolmentToken(school.id, 1, SYSTEM);
+    const dir = tempDataDir(name);
+    const enrol = agent(dir, ['enrol', '--url', server.url, '--token', token, '--mis-kind', 'POSTGRES']);
+    const [, id] = await enrol.waitFor(/enrolled as agent ([0-9a-f-]{36})/);
+    await enrol.exited();
+    return { dir, agentId: id!, schoolId: school.id };
+  }
+
+  function filesContaining(dir: string, needle: string): string[] {
+    const hits: string[] = [];
+    const forms = [
+      Buffer.from(needle),
+      Buffer.from(Buffer.from(needle).toString('base64')),
+      Buffer.from(Buffer.from(needle).toString('hex')),
+    ];
+    for (const name of readdirSync(dir)) {
+      const bytes = readFileSync(join(dir, name));
+      if (forms.some((f) => bytes.includes(f))) hits.push(name);
+    }
+    return hits;
+  }
+
+  it('stores the password encrypted (0600 files in a 0700 directory); clear removes it', async () => {
+    const { dir } = await enrolNew('store');
+    const set = agent(
+      dir,
+      ['credentials', 'set', '--kind', 'POSTGRES', '--location', 'postgresql://reader@127.0.0.1:5432/sims'],
+      {},
+      `${PASSWORD}\n`,
+    );
+    expect((await set.exited()).code, set.output()).toBe(0);
+    expect(filesContaining(dir, PASSWORD)).toEqual([]);
+    const { statSync } = await import('node:fs');
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    for (const name of readdirSync(dir))
+      expect((statSync(join(dir, name)).mode & 0o777).toString(8)).toBe('600');
+    expect(readdirSync(dir)).toEqual(
+      expect.arrayContaining(['credentials.enc', 'credentials.key', 'identity.key']),
+    );
+
+    const inUrl = agent(
+      dir,
+      ['credentials', 'set', '--kind', 'POSTGRES', '--location', 'postgresql://reader:secret@host/db'],
+      {},
+      'x\n',
+    );
+    expect((await inUrl.exited()).code).toBe(2);
+    expect(inUrl.output()).toMatch(/put no password in --location/);
+
+    const clear = agent(dir, ['credentials', 'clear']);
+    expect((await clear.exited()).code).toBe(0);
+    expect(readdirSync(dir)).not.toContain('credentials.enc');
+    expect(readdirSync(dir)).not.toContain('credentials.key');
+  });
+
+  it('supervised mode keeps the password in memory only, and the control plane shows the agent as supervised', async () => {
+    const { dir, agentId } = await enrolNew('supervised');
+    const configure = agent(dir, [
+      'credentials',
+      'set',
+      '--kind',
+      'POSTGRES',
+      '--location',
+      'postgresql://reader@127.0.0.1:5432/sims',
+      '--no-password',
+    ]);
+    expect((await configure.exited()).code).toBe(0);
+    const run = agent(dir, ['run', '--supervised'], { KEYSTAGE_AGENT_HEARTBEAT_MS: '1000' }, `${PASSWORD}\n`);
+    await run.waitFor(/"authenticated"/);
+    const { AgentsRepository } = await import('../apps/cloud/src/agents/agents.repository.js');
+    const deadline = Date.now() + 15_000;
+    let row = await server.app.get(AgentsRepository).findById(agentId);
+    while (!row?.supervised && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      row = await server.app.get(AgentsRepository).findById(agentId);
+    }
+    expect(row?.supervised).toBe(true);
+    expect((row?.lastHeartbeat as { credentialsReady: boolean }).credentialsReady).toBe(true);
+    expect(filesContaining(dir, PASSWORD)).toEqual([]);
+    expect(run.output()).not.toContain(PASSWORD);
+    run.child.kill('SIGINT');
+    expect((await run.exited()).code).toBe(0);
+  });
+});

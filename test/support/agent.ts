@@ -10,6 +10,6 @@ export function tempDataDir(name: string): string {
   return join(mkdtempSync(join(tmpdir(), `ks-agent-${name}-`)), 'data');
 }
 
-export function agent(dataDir: string, args: string[], env: Record<string, string> = {}) {
-  return spawnProcess([AGENT_CLI, '--data-dir', dataDir, ...args], env);
+export function agent(dataDir: string, args: string[], env: Record<string, string> = {}, stdin?: string) {
+  return spawnProcess([AGENT_CLI, '--data-dir', dataDir, ...args], env, process.execPath, stdin);
 }

@@ -29,11 +29,13 @@ export function spawnProcess(
   args: string[],
   env: Record<string, string | undefined>,
   command = process.execPath,
+  stdin?: string,
 ): Spawned {
   const child = spawn(command, args, {
     env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (stdin !== undefined) child.stdin?.end(stdin);
   running.add(child);
   child.once('exit', () => running.delete(child));
   let out = '';
