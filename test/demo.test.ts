@@ -1,4 +1,6 @@
-import { resolve } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { dropDatabase, withDatabase } from '@keystage/db/migrator';
 import { afterAll, describe, expect, it } from 'vitest';
 import { json } from './support/http.js';
@@ -9,6 +11,7 @@ import { killAll, STACK_LINE, spawnProcess, uniquePrefix } from './support/proce
 const DEMO = resolve(import.meta.dirname, '../apps/cloud/dist/demo.js');
 const serverUrl = process.env.KEYSTAGE_TEST_SERVER_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const databaseUrl = withDatabase(serverUrl, `keystage_demo_test_${process.pid}`);
+const misPath = join(mkdtempSync(join(tmpdir(), 'ks-demo-')), 'school.sqlite');
 
 afterAll(async () => {
   killAll();
@@ -22,10 +25,21 @@ describe('pnpm demo', () => {
       PORT: '0',
       KEYSTAGE_SECRET: 'demo-test-'.padEnd(40, 'x'),
       REDIS_PREFIX: uniquePrefix('demo'),
+      DEMO_MIS_PATH: misPath,
+      DEMO_MIS_PRESET: 'tiny',
     };
     const first = spawnProcess([DEMO], env);
     await first.waitFor(/applied \d+ migration\(s\): \d+_init/, 60_000);
+    await first.waitFor(/generating the demo MIS \(tiny\)/, 60_000);
     const [, url] = await first.waitFor(/control plane\s+(http:\/\/\S+)/, 60_000);
+    expect(first.output()).toMatch(/demo school\s+.+\(URN \d{6}, id [0-9a-f-]{36}\)/);
+    const [, email, password] = await first.waitFor(/support login\s+(\S+) \/ (\S+)/);
+    const login = await fetch(`${url}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password }),
+    });
+    expect(login.status).toBe(200);
     expect(first.output()).toMatch(/API docs\s+http:\/\/\S+\/api\/docs/);
     const res = await fetch(`${url}/health/ready`);
     expect(res.status).toBe(200);
@@ -37,6 +51,7 @@ describe('pnpm demo', () => {
     // A second start finds the database up to date.
     const second = spawnProcess([DEMO], env);
     await second.waitFor(/database is up to date/, 60_000);
+    await second.waitFor(/demo MIS: .+ \(kept;/, 60_000);
     await second.waitFor(/control plane\s+http/, 60_000);
     second.child.kill('SIGINT');
     expect((await second.exited(15_000)).code).toBe(0);

@@ -7,8 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { applyMigrations, DEFAULT_DATABASE_URL } from '@keystage/db/migrator';
+import { generate, getPreset, openMis } from '@keystage/demo-mis';
+import type { INestApplicationContext } from '@nestjs/common';
+import { PasswordHasher } from './auth/password-hasher.js';
 import { exitWithError, runUntilSignalled } from './bootstrap.js';
 import { describeEndpoint, loadConfig } from './config/config.js';
+import { TenancyRepository } from './tenancy/tenancy.repository.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const STATE_DIR = join(ROOT, '.keystage');
@@ -23,6 +27,47 @@ function demoSecret(): string {
   const secret = randomBytes(48).toString('base64url');
   writeFileSync(file, `${secret}\n`, { mode: 0o600 });
   return secret;
+}
+
+const DEMO_SUPPORT_EMAIL = 'support@demo.keystage.local';
+
+function demoSupportPassword(): string {
+  const file = join(STATE_DIR, 'demo-support-password');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
+  const password = randomBytes(12).toString('base64url');
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  return password;
+}
+
+/** The demo MIS's school as a Keystage school, and a support account to explore the API with. */
+async function seedDemoTenancy(app: INestApplicationContext, misPath: string, password: string) {
+  const mis = await openMis(misPath);
+  let row: Record<string, unknown> | undefined;
+  try {
+    [row] = await mis.all(
+      `SELECT school_name, lea_code, estab, urn FROM ${mis.table('sims_school')} WHERE status = 'S'`,
+    );
+  } finally {
+    await mis.close();
+  }
+  if (!row) throw new Error('the demo MIS has no school row');
+  const tenancy = app.get(TenancyRepository);
+  const urn = String(row.urn).padStart(6, '0');
+  const school =
+    (await tenancy.listSchools()).find((s) => s.urn === urn) ??
+    (await tenancy.createSchool({
+      urn,
+      laEstab: `${String(row.lea_code).padStart(3, '0')}/${String(row.estab).padStart(4, '0')}`,
+      name: String(row.school_name),
+      misType: 'DEMO_SQLITE',
+    }));
+  const hash = await app.get(PasswordHasher).hash(password);
+  await tenancy.upsertUserWithRole(
+    { email: DEMO_SUPPORT_EMAIL, displayName: 'Demo support', passwordHash: hash },
+    { role: 'support' },
+  );
+  return school;
 }
 
 async function main(): Promise<void> {
@@ -43,9 +88,31 @@ async function main(): Promise<void> {
       : '  database is up to date',
   );
 
+  const misPath = resolve(env.DEMO_MIS_PATH || join(ROOT, 'data/demo-school.sqlite'));
+  const preset = env.DEMO_MIS_PRESET || 'secondary';
+  if (existsSync(misPath)) {
+    say(`• demo MIS: ${misPath} (kept; delete it to generate a new one)`);
+  } else {
+    say(`• generating the demo MIS (${preset}) into ${misPath} …`);
+    let shown = -1;
+    const result = await generate({
+      preset: getPreset(preset),
+      targets: { sqlite: misPath },
+      onProgress: (done, total) => {
+        const pct = Math.floor((done / Math.max(1, total)) * 10) * 10;
+        if (pct !== shown && process.stderr.isTTY) process.stderr.write(`  ${(shown = pct)}%\r`);
+      },
+    });
+    say(
+      `  ${result.totalRows.toLocaleString('en-GB')} rows in ${(result.elapsedMs / 1000).toFixed(1)} s (school day ${result.today})`,
+    );
+  }
+  const demoPassword = demoSupportPassword();
+
   await runUntilSignalled(
     () => config,
-    (server) => {
+    async (server) => {
+      const school = await seedDemoTenancy(server.app, misPath, demoPassword);
       say('');
       say('Keystage demo is running');
       say(`  control plane  ${server.url}   (roles: ${[...config.roles].join(', ')})`);
@@ -53,6 +120,9 @@ async function main(): Promise<void> {
       say(`  readiness      ${server.url}/health/ready`);
       say(`  PostgreSQL     ${describeEndpoint(config.databaseUrl)}${new URL(config.databaseUrl).pathname}`);
       say(`  Redis          ${describeEndpoint(config.redisUrl)}`);
+      say(`  demo MIS       ${misPath}`);
+      say(`  demo school    ${school.name} (URN ${school.urn}, id ${school.id})`);
+      say(`  support login  ${DEMO_SUPPORT_EMAIL} / ${demoPassword}   (POST /auth/login)`);
       say('Press Ctrl+C to stop.');
     },
   );
