@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKeyPair, signEnvelope } from '@keystage/crypto';
+import { generateToMysql, generateToPostgres, generateToSqlite, openMis } from '@keystage/demo-mis';
 import { createMessage, encodeMessage } from '@keystage/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentGateway, type AgentMessageEvent } from '../apps/cloud/src/agents/agent-gateway.js';
@@ -20,6 +21,7 @@ let server: RunningServer;
 let agentProc: Spawned;
 let agentId: string;
 let dataDir: string;
+let misPath: string;
 const SYSTEM = { type: 'SYSTEM' as const, id: null, requestId: null };
 const events: AgentMessageEvent[] = [];
 
@@ -50,6 +52,18 @@ beforeAll(async () => {
   const [, id] = await enrol.waitFor(/enrolled as agent ([0-9a-f-]{36})/);
   agentId = id!;
   expect((await enrol.exited()).code).toBe(0);
+  misPath = join(dataDir, '..', 'school.sqlite');
+  await generateToSqlite(misPath, { preset: 'tiny', seed: 7 });
+  const configure = agent(dataDir, [
+    'credentials',
+    'set',
+    '--kind',
+    'DEMO_SQLITE',
+    '--location',
+    misPath,
+    '--no-password',
+  ]);
+  expect((await configure.exited()).code).toBe(0);
   agentProc = agent(dataDir, ['run'], {
     KEYSTAGE_AGENT_STATEMENT_LOG: join(dataDir, '..', 'statements.log'),
     KEYSTAGE_AGENT_HEARTBEAT_MS: '500',
@@ -165,7 +179,166 @@ describe('the agent refuses jobs it must not run, and says why', () => {
   });
 });
 
+async function outcome(runId: string) {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const e = events.find(
+      (x) =>
+        (x.message.type === 'run.complete' ||
+          x.message.type === 'run.failed' ||
+          x.message.type === 'job.reject') &&
+        (x.message.body as { runId: string }).runId === runId,
+    );
+    if (e) return e.message;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no outcome for ${runId}; agent output:\n${agentProc.output()}`);
+}
+
+describe('the agent runs signed, read-only jobs against the MIS', () => {
+  it('runs a valid job: accepts with a wrapped data key, streams, and reports the row count and digest', async () => {
+    const gateway = server.app.get(AgentGateway);
+    const sql =
+      'SELECT p.person_id, p.surname, s.unique_pupil_no FROM sims.sims_person p JOIN sims.stud_student s ON s.person_id = p.person_id WHERE s.current_ncyear >= :year ORDER BY p.person_id';
+    const runId = randomUUID();
+    await gateway.offerJob(agentId, {
+      runId,
+      extractVersionId: randomUUID(),
+      datasetName: 'pupils',
+      sql,
+      sqlSha256: createHash('sha256').update(sql).digest('hex'),
+      parameters: [{ name: 'year', type: 'integer', value: 0 }],
+      deadline: new Date(Date.now() + 60_000).toISOString(),
+    });
+    const done = await outcome(runId);
+    expect(done.type, JSON.stringify(done.body)).toBe('run.complete');
+    const accept = events.find(
+      (e) => e.message.type === 'job.accept' && (e.message.body as { runId: string }).runId === runId,
+    );
+    expect((accept?.message.body as { dataKey: { wrapped: string } }).dataKey.wrapped.length).toBeGreaterThan(
+      100,
+    );
+
+    // The same query read directly: the agent saw exactly these rows.
+    const mis = await openMis(misPath);
+    const rows = await mis.all(
+      sql.replace(':year', '0').replaceAll('sims.', `${mis.table('x').split('.')[0]}.`),
+    );
+    await mis.close();
+    const digest = createHash('sha256');
+    for (const r of rows) digest.update(`${JSON.stringify(Object.values(r))}\n`);
+    const body = done.body as { rowCount: number; resultSha256: string };
+    expect(body.rowCount).toBe(rows.length);
+    expect(body.rowCount).toBeGreaterThan(10);
+    expect(body.resultSha256).toBe(digest.digest('hex'));
+    expect(readFileSync(join(dataDir, '..', 'statements.log'), 'utf8')).toContain(runId);
+  });
+
+  it('refuses SQL that is not one read-only statement, even correctly signed and hashed', async () => {
+    const key = await server.app.get(PlatformKeysService).active('job-signing');
+    for (const sql of [
+      'DELETE FROM sims.sims_person',
+      'SELECT 1; DROP TABLE sims.sims_person',
+      "SELECT load_extension('x')",
+    ]) {
+      const job = spec({ sql, sqlSha256: createHash('sha256').update(sql).digest('hex') });
+      await sendSigned(signEnvelope(job, key.privateKey, { kind: 'job' }));
+      const r = await rejection(job.runId);
+      expect(r.code, sql).toBe('job.sql_not_read_only');
+    }
+    expect(readFileSync(join(dataDir, '..', 'statements.log'), 'utf8')).not.toMatch(/DELETE|DROP/);
+  });
+
+  it('can be cancelled from the cloud mid-run', async () => {
+    const gateway = server.app.get(AgentGateway);
+    const sql =
+      'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000000) SELECT x FROM c';
+    const runId = randomUUID();
+    await gateway.offerJob(agentId, {
+      runId,
+      extractVersionId: randomUUID(),
+      datasetName: 'endless',
+      sql,
+      sqlSha256: createHash('sha256').update(sql).digest('hex'),
+      parameters: [],
+      deadline: new Date(Date.now() + 120_000).toISOString(),
+    });
+    const deadline = Date.now() + 10_000;
+    while (
+      !events.some(
+        (e) => e.message.type === 'job.accept' && (e.message.body as { runId: string }).runId === runId,
+      ) &&
+      Date.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    await gateway.cancelJob(agentId, runId, 'test cancel');
+    const done = await outcome(runId);
+    expect(done.type).toBe('run.failed');
+    expect(done.body).toMatchObject({ code: 'run.cancelled' });
+  });
+});
+
 describe('MIS credentials stay on this machine, encrypted', () => {
+  it('credentials test connects to each real database and reports its version and readable areas', async () => {
+    const { withDatabase, createDatabase, dropDatabase } = await import('@keystage/db/migrator');
+    const pgUrl = withDatabase(db.url, `${new URL(db.url).pathname.slice(1)}_mis`);
+    await createDatabase(pgUrl, { replace: true });
+    const mysqlDb = `ks_agent_mis_${process.pid}`;
+    const mysqlUrl = `mysql://root@127.0.0.1:3306/${mysqlDb}`;
+    try {
+      await generateToPostgres(pgUrl, { preset: 'tiny', seed: 7 });
+      await generateToMysql(mysqlUrl, { preset: 'tiny', seed: 7 });
+      const cases: [string, string, RegExp][] = [
+        ['DEMO_SQLITE', misPath, /Server:\s+SQLite 3\./],
+        ['POSTGRES', pgUrl, /Server:\s+PostgreSQL 1\d/],
+        ['MYSQL', mysqlUrl, /Server:\s+.*MariaDB/i],
+      ];
+      for (const [kind, location, version] of cases) {
+        const dir = tempDataDir(`ct-${kind}`);
+        const { cpSync } = await import('node:fs');
+        cpSync(dataDir, dir, { recursive: true });
+        const set = agent(dir, [
+          'credentials',
+          'set',
+          '--kind',
+          kind,
+          '--location',
+          location,
+          '--no-password',
+        ]);
+        expect((await set.exited()).code, set.output()).toBe(0);
+        const test = agent(dir, ['credentials', 'test']);
+        expect((await test.exited()).code, test.output()).toBe(0);
+        expect(test.output()).toMatch(version);
+        expect(test.output()).toMatch(/Readable tables:\s+\d+/);
+      }
+      // A wrong location is one clear line, not a stack trace.
+      const dir = tempDataDir('ct-bad');
+      const { cpSync } = await import('node:fs');
+      cpSync(dataDir, dir, { recursive: true });
+      await agent(dir, [
+        'credentials',
+        'set',
+        '--kind',
+        'POSTGRES',
+        '--location',
+        'postgresql://postgres@127.0.0.1:1/none',
+        '--no-password',
+      ]).exited();
+      const bad = agent(dir, ['credentials', 'test']);
+      expect((await bad.exited()).code).toBe(1);
+      expect(bad.output().trim().split('\n')).toHaveLength(1);
+      expect(bad.output()).toMatch(/cannot use the MIS/);
+    } finally {
+      await dropDatabase(pgUrl);
+      const mysql = await openMis(`mysql://root@127.0.0.1:3306/${mysqlDb}`).catch(() => undefined);
+      await mysql?.run(`DROP DATABASE IF EXISTS ${mysqlDb}`);
+      await mysql?.close();
+    }
+  }, 60_000);
+
   const PASSWORD = 'Tr0ub4dor&3-mis-password';
 
   async function enrolNew(name: string) {

@@ -121,6 +121,7 @@ program
     const currentPassword = () => (opts.supervised ? password : store.load());
     let misVersion: string | null = null;
     const jobs = new JobRunner({
+      misKind: state.mis?.kind ?? state.misKind,
       pinnedKey: state.jobSigningKey.publicKey,
       replay: new ReplayCache(dir),
       statementLog: process.env.KEYSTAGE_AGENT_STATEMENT_LOG,

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { generateDataKey, sha256Hex, verifyEnvelope, wrapKeyForRecipient } from '@keystage/crypto';
+import type { QueryParam } from '@keystage/mis-connectors';
 import { type JobRejectCode, type JobSpec, type MessageBody, RunFailureCode } from '@keystage/protocol';
-import { type MisSession, misErrorCode, validateReadOnly } from './mis.js';
+import { type MisKind, type MisSession, misErrorCode, validateReadOnly } from './mis.js';
 import type { ReplayCache } from './replay-cache.js';
 
 type RejectCode = (typeof JobRejectCode)[keyof typeof JobRejectCode];
@@ -15,6 +16,8 @@ export interface JobOutbox {
 }
 
 export interface JobRunnerOptions {
+  /** Which SQL dialect jobs are checked against. */
+  misKind: MisKind;
   /** The control plane's job-signing key, pinned at enrolment. */
   pinnedKey: string;
   replay: ReplayCache;
@@ -90,7 +93,7 @@ export class JobRunner {
       out.reject(reject(job.runId, 'job.hash_mismatch', 'the SQL does not match the approved hash'));
       return;
     }
-    const readOnly = validateReadOnly(job.sql);
+    const readOnly = validateReadOnly(job.sql, this.options.misKind);
     if (!readOnly.ok) {
       out.reject(reject(job.runId, 'job.sql_not_read_only', readOnly.message));
       return;
@@ -154,7 +157,7 @@ export class JobRunner {
       }
       const t0 = performance.now();
       let first = true;
-      for await (const row of mis.stream(job.sql, job.parameters, running.abort.signal)) {
+      for await (const row of mis.stream(job.sql, job.parameters as QueryParam[], running.abort.signal)) {
         if (first) {
           queryMs = Math.round(performance.now() - t0);
           first = false;

@@ -1,34 +1,135 @@
-// Interim: the MIS connectors and the SQL validator are being built as their own packages. Until they
-// are wired in here, this build refuses every job at the read-only check and opens no MIS at all:
-// it fails closed, never open.
+import { MIS_DIALECT, validateSql } from '@keystage/extract-spec/sql';
+import {
+  type ConnectorSettings,
+  createConnector,
+  describeConnector,
+  formatDescription,
+  isMisError,
+  type MisConnector,
+  type QueryParam,
+} from '@keystage/mis-connectors';
 import { RunFailureCode } from '@keystage/protocol';
 import { AgentError } from './errors.js';
 import type { MisSettings } from './state.js';
 
+/** The control plane's MIS kinds (`MisType`). */
 export const MIS_KINDS = ['SIMS', 'CMIS', 'DEMO_SQLITE', 'POSTGRES', 'MYSQL', 'OTHER'] as const;
 export type MisKind = (typeof MIS_KINDS)[number];
 
+type RunFailure = (typeof RunFailureCode)[keyof typeof RunFailureCode];
+
 export interface MisSession {
   serverVersion: string | null;
-  stream(sql: string, parameters: unknown[], signal: AbortSignal): AsyncIterable<unknown[]>;
+  stream(sql: string, parameters: readonly QueryParam[], signal: AbortSignal): AsyncIterable<unknown[]>;
   close(): Promise<void>;
 }
 
+/** How each MIS kind is reached: SIMS and CMIS live on SQL Server. */
+function connectorFor(settings: MisSettings, password: string | undefined): MisConnector {
+  const { kind, location } = settings;
+  switch (kind) {
+    case 'DEMO_SQLITE':
+      return createConnector('sqlite', { path: location } satisfies ConnectorSettings['sqlite']);
+    case 'POSTGRES':
+      return createConnector('postgres', { url: location }, password);
+    case 'MYSQL':
+      return createConnector('mysql', { url: location }, password);
+    case 'SIMS':
+    case 'CMIS': {
+      let url: URL;
+      try {
+        url = new URL(location);
+      } catch {
+        throw new AgentError(
+          'mis.bad_config',
+          'for SIMS/CMIS give --location mssql://user@server:1433/database',
+        );
+      }
+      return createConnector(
+        'mssql',
+        {
+          server: url.hostname,
+          ...(url.port ? { port: Number(url.port) } : {}),
+          database: decodeURIComponent(url.pathname.slice(1)),
+          user: decodeURIComponent(url.username),
+          encrypt: url.searchParams.get('encrypt') !== 'false',
+          trustServerCertificate: url.searchParams.get('trustServerCertificate') === 'true',
+        },
+        password,
+      );
+    }
+    default:
+      throw new AgentError('mis.bad_config', `this agent cannot read a ${kind} MIS`);
+  }
+}
+
+/** Opens the MIS for one run; the connection is read-only at the database level where it can be. */
 export async function openMisSession(
-  _settings: MisSettings,
-  _password: string | undefined,
+  settings: MisSettings,
+  password: string | undefined,
 ): Promise<MisSession> {
-  throw new AgentError('mis.unavailable', 'this build has no MIS connectors');
+  const connector = connectorFor(settings, password);
+  await connector.connect();
+  const serverVersion = await connector.serverVersion().catch(() => null);
+  return {
+    serverVersion,
+    async *stream(sql, parameters, signal) {
+      const rows = await connector.stream(sql, parameters, { signal });
+      try {
+        for await (const row of rows) yield row as unknown[];
+      } finally {
+        await rows.close();
+      }
+    },
+    close: () => connector.close(),
+  };
 }
 
-export async function describeMis(_settings: MisSettings, _password: string | undefined): Promise<string> {
-  throw new AgentError('mis.unavailable', 'this build has no MIS connectors');
+/** `credentials test`: server version and what the account may read. */
+export async function describeMis(settings: MisSettings, password: string | undefined): Promise<string> {
+  const connector = connectorFor(settings, password);
+  try {
+    await connector.connect();
+    return formatDescription(await describeConnector(connector)).join('\n');
+  } catch (err) {
+    if (isMisError(err)) throw new AgentError(err.code, `cannot use the MIS: ${err.message}`);
+    throw err;
+  } finally {
+    await connector.close().catch(() => undefined);
+  }
 }
 
-export function validateReadOnly(_sql: string): { ok: true } | { ok: false; message: string } {
-  return { ok: false, message: 'this build cannot validate SQL, so it runs none' };
+/** The same validator the control plane runs: one statement, read-only, bind variables only. */
+export function validateReadOnly(sql: string, kind: MisKind): { ok: true } | { ok: false; message: string } {
+  if (kind === 'OTHER') return { ok: false, message: 'no SQL dialect is known for this MIS' };
+  const result = validateSql(sql, MIS_DIALECT[kind]);
+  if (result.ok) return { ok: true };
+  const first = result.problems[0];
+  return {
+    ok: false,
+    message: first
+      ? `${first.code} at ${first.line}:${first.column}: ${first.message}`
+      : 'the SQL is not a single read-only statement',
+  };
 }
 
-export function misErrorCode(_err: unknown): (typeof RunFailureCode)[keyof typeof RunFailureCode] {
-  return RunFailureCode.MisQueryFailed;
+/** Maps a connector failure to the protocol's run failure codes. */
+export function misErrorCode(err: unknown): RunFailure {
+  if (!isMisError(err)) return RunFailureCode.Internal;
+  switch (err.code) {
+    case 'mis.unavailable':
+    case 'mis.busy':
+      return RunFailureCode.MisUnavailable;
+    case 'mis.auth_failed':
+      return RunFailureCode.MisAuthFailed;
+    case 'mis.permission_denied':
+    case 'mis.account_can_write':
+      return RunFailureCode.MisPermissionDenied;
+    case 'mis.cancelled':
+      return RunFailureCode.Cancelled;
+    case 'mis.timeout':
+      return RunFailureCode.DeadlineExceeded;
+    default:
+      return RunFailureCode.MisQueryFailed;
+  }
 }
