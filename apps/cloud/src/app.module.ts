@@ -7,6 +7,7 @@ import { AuthModule } from './auth/auth.module.js';
 import { CLOUD_CONFIG } from './config/config.js';
 import type { CloudConfig } from './config/config.schema.js';
 import { DatabaseModule } from './database/database.module.js';
+import { ExtractsModule } from './extracts/extracts.module.js';
 import { HealthModule } from './health/health.module.js';
 import { loggerParams } from './logging/logging.js';
 import { MailModule } from './mail/mail.module.js';
@@ -30,7 +31,7 @@ export class AppModule {
   static forRoot(config: CloudConfig): DynamicModule {
     const roleModules = [
       ...(config.roles.has('api')
-        ? [AuthModule, TenancyModule, ApiKeysModule, AuditApiModule, AgentsApiModule]
+        ? [AuthModule, TenancyModule, ApiKeysModule, AuditApiModule, AgentsApiModule, ExtractsModule]
         : []),
       ...(config.roles.has('gateway') ? [AgentGatewayModule] : []),
       ...(config.roles.has('worker') ? [MaintenanceModule] : []),

@@ -100,7 +100,9 @@ async function main(): Promise<void> {
       targets: { sqlite: misPath },
       onProgress: (done, total) => {
         const pct = Math.floor((done / Math.max(1, total)) * 10) * 10;
-        if (pct !== shown && process.stderr.isTTY) process.stderr.write(`  ${(shown = pct)}%\r`);
+        if (pct === shown || !process.stderr.isTTY) return;
+        shown = pct;
+        process.stderr.write(`  ${pct}%\r`);
       },
     });
     say(
