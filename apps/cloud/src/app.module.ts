@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import { AgentGatewayModule, AgentsApiModule } from './agents/agents.module.js';
+import { AgreementsModule } from './agreements/agreements.module.js';
 import { ApiKeysModule } from './api-keys/api-keys.module.js';
 import { AuditApiModule, AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
@@ -31,7 +32,15 @@ export class AppModule {
   static forRoot(config: CloudConfig): DynamicModule {
     const roleModules = [
       ...(config.roles.has('api')
-        ? [AuthModule, TenancyModule, ApiKeysModule, AuditApiModule, AgentsApiModule, ExtractsModule]
+        ? [
+            AuthModule,
+            TenancyModule,
+            ApiKeysModule,
+            AuditApiModule,
+            AgentsApiModule,
+            ExtractsModule,
+            AgreementsModule,
+          ]
         : []),
       ...(config.roles.has('gateway') ? [AgentGatewayModule] : []),
       ...(config.roles.has('worker') ? [MaintenanceModule] : []),

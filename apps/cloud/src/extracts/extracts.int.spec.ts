@@ -4,7 +4,9 @@ import { createPrismaClient, type PrismaClient } from '@keystage/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/db.js';
 import { json } from '../../../../test/support/http.js';
+import { AgreementsService } from '../agreements/agreements.service.js';
 import { PasswordHasher } from '../auth/password-hasher.js';
+import type { RoleName } from '../auth/principal.js';
 import { type RunningServer, startServer } from '../bootstrap.js';
 import { loadConfig } from '../config/config.js';
 import { TenancyRepository } from '../tenancy/tenancy.repository.js';
@@ -16,6 +18,9 @@ let prisma: PrismaClient;
 let partnerA: string;
 let partnerB: string;
 const tokens: Record<string, string> = {};
+let extractId: string;
+let schoolA: string;
+let schoolB: string;
 
 async function call(path: string, init: { method?: string; token: string; body?: unknown }) {
   const res = await fetch(`${server.url}${path}`, {
@@ -42,16 +47,27 @@ beforeAll(async () => {
   partnerA = (await prisma.partner.create({ data: { slug: 'msgs', name: 'Messages Ltd' } })).id;
   partnerB = (await prisma.partner.create({ data: { slug: 'other', name: 'Other Ltd' } })).id;
   const hash = await server.app.get(PasswordHasher).hash('extract test password');
-  for (const [email, partnerId] of [
-    ['dev@a.test', partnerA],
-    ['dev@b.test', partnerB],
-  ] as const) {
+  schoolA = (
+    await prisma.school.create({
+      data: { urn: '400001', laEstab: '873/7001', name: 'A School', misType: 'DEMO_SQLITE' },
+    })
+  ).id;
+  schoolB = (
+    await prisma.school.create({
+      data: { urn: '400002', laEstab: '873/7002', name: 'B School', misType: 'DEMO_SQLITE' },
+    })
+  ).id;
+  const people: [string, RoleName, { partnerId?: string; schoolId?: string }][] = [
+    ['dev@a.test', 'partner_developer', { partnerId: partnerA }],
+    ['dev@b.test', 'partner_developer', { partnerId: partnerB }],
+    ['admin@a.test', 'partner_admin', { partnerId: partnerA }],
+    ['admin@school-a.test', 'school_admin', { schoolId: schoolA }],
+    ['admin@school-b.test', 'school_admin', { schoolId: schoolB }],
+  ];
+  for (const [email, role, tenant] of people) {
     await server.app
       .get(TenancyRepository)
-      .upsertUserWithRole(
-        { email, displayName: email, passwordHash: hash },
-        { role: 'partner_developer', partnerId },
-      );
+      .upsertUserWithRole({ email, displayName: email, passwordHash: hash }, { role, ...tenant });
     const res = await fetch(`${server.url}/auth/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -115,6 +131,7 @@ describe('extracts: validate, publish immutable versions, diff', () => {
       token: tokens['dev@a.test']!,
       body: { document: doc() },
     });
+    extractId = first.body.extractId;
     expect(first.status).toBe(201);
     expect(first.body).toMatchObject({ version: 1, created: true, misType: 'DEMO_SQLITE' });
     const again = await call(`/partners/${partnerA}/extracts`, {
@@ -188,5 +205,171 @@ describe('extracts: validate, publish immutable versions, diff', () => {
       token: tokens['dev@b.test']!,
     });
     expect(direct.status).toBe(403);
+  });
+});
+
+describe('data agreements', () => {
+  async function versionId(n: number) {
+    return (await prisma.extractVersion.findFirstOrThrow({ where: { extractId, version: n } })).id;
+  }
+
+  it('approve → runs allowed; a wider version needs a new approval; a narrower one carries over; revoke stops runs and asks for deletion', async () => {
+    const agreements = server.app.get(AgreementsService);
+    const v1 = await versionId(1);
+    const v2 = await versionId(2);
+    expect(await agreements.coverage(schoolA, v1)).toEqual({ covered: false, reason: 'no_agreement' });
+
+    const asked = await call(`/partners/${partnerA}/agreements`, {
+      method: 'POST',
+      token: tokens['admin@a.test']!,
+      body: {
+        schoolId: schoolA,
+        extractVersionIds: [v1],
+        purpose: 'Texts and emails home',
+        lawfulBasis: 'public_task',
+        retentionDays: 365,
+      },
+    });
+    expect(asked.status, JSON.stringify(asked.body)).toBe(201);
+    expect(asked.body.status).toBe('REQUESTED');
+    expect(Object.keys(asked.body.extractVersions[0].columns)).toEqual(expect.arrayContaining(['pupils']));
+    const id = asked.body.id;
+
+    // Only the school's own admin decides; a developer cannot even ask.
+    expect(
+      (
+        await call(`/schools/${schoolB}/agreements/${id}/approve`, {
+          method: 'POST',
+          token: tokens['admin@school-b.test']!,
+          body: {},
+        })
+      ).status,
+    ).toBe(404);
+    expect(
+      (
+        await call(`/schools/${schoolA}/agreements/${id}/approve`, {
+          method: 'POST',
+          token: tokens['admin@school-b.test']!,
+          body: {},
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (
+        await call(`/partners/${partnerA}/agreements`, {
+          method: 'POST',
+          token: tokens['dev@a.test']!,
+          body: {},
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (await call(`/schools/${schoolB}/agreements`, { token: tokens['admin@school-b.test']! })).body,
+    ).toEqual([]);
+
+    const approved = await call(`/schools/${schoolA}/agreements/${id}/approve`, {
+      method: 'POST',
+      token: tokens['admin@school-a.test']!,
+      body: { note: 'ok' },
+    });
+    expect(approved.body.status).toBe('APPROVED');
+    expect(
+      (
+        await call(`/schools/${schoolA}/agreements/${id}/approve`, {
+          method: 'POST',
+          token: tokens['admin@school-a.test']!,
+          body: {},
+        })
+      ).status,
+    ).toBe(409);
+    expect(await agreements.coverage(schoolA, v1)).toMatchObject({
+      covered: true,
+      agreementId: id,
+      carriedOver: false,
+    });
+    expect(await agreements.coverage(schoolB, v1)).toEqual({ covered: false, reason: 'no_agreement' });
+    expect(await agreements.coverage(schoolA, v2)).toEqual({ covered: false, reason: 'widens' });
+
+    // A version that reads less than the approved one is covered without a new approval.
+    const v1doc = (
+      await call(`/partners/${partnerA}/extracts/${extractId}/versions/1`, { token: tokens['dev@a.test']! })
+    ).body.document;
+    const narrower = structuredClone(v1doc);
+    const pupils = narrower.datasets[0];
+    pupils.sql = pupils.sql.replace(/,\s*s\.current_reg AS reg_group/, '');
+    pupils.variants.SIMS = pupils.variants.SIMS.replace(/,\s*s\.current_reg\S*\s+AS\s+reg_group/i, '');
+    pupils.columns = pupils.columns.filter((c: { name: string }) => c.name !== 'reg_group');
+    const v3 = await call(`/partners/${partnerA}/extracts`, {
+      method: 'POST',
+      token: tokens['dev@a.test']!,
+      body: { document: JSON.stringify(narrower) },
+    });
+    expect(v3.status, JSON.stringify(v3.body)).toBe(201);
+    expect(await agreements.coverage(schoolA, v3.body.id)).toMatchObject({
+      covered: true,
+      agreementId: id,
+      approvedVersion: 1,
+      carriedOver: true,
+    });
+
+    // Revoke: queued runs are cancelled at once, the partner is asked to delete.
+    const run = await prisma.run.create({
+      data: {
+        partnerId: partnerA,
+        schoolId: schoolA,
+        agreementId: id,
+        extractVersionId: v1,
+        trigger: 'SCHEDULED',
+        paramsHash: '0'.repeat(64),
+        dueAt: new Date(Date.now() + 3600_000),
+        deadlineAt: new Date(Date.now() + 7200_000),
+      },
+    });
+    const revoked = await call(`/schools/${schoolA}/agreements/${id}/revoke`, {
+      method: 'POST',
+      token: tokens['admin@school-a.test']!,
+      body: { reason: 'no longer using this service' },
+    });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body).toMatchObject({ status: 'REVOKED', runsCancelled: 1, deletionRequested: true });
+    expect((await prisma.run.findUniqueOrThrow({ where: { id: run.id } })).state).toBe('CANCELLED');
+    expect(await agreements.coverage(schoolA, v1)).toEqual({ covered: false, reason: 'no_agreement' });
+    const actions = (
+      await prisma.auditEvent.findMany({ where: { targetId: id }, orderBy: { seq: 'asc' } })
+    ).map((e) => e.action);
+    expect(actions).toEqual([
+      'agreement.requested',
+      'agreement.approved',
+      'agreement.revoked',
+      'agreement.deletion_requested',
+    ]);
+  });
+
+  it('refuses versions of another partner and unknown schools', async () => {
+    const v1 = await versionId(1);
+    const foreign = await call(`/partners/${partnerB}/agreements`, {
+      method: 'POST',
+      token: tokens['admin@a.test']!,
+      body: {
+        schoolId: schoolA,
+        extractVersionIds: [v1],
+        purpose: 'x',
+        lawfulBasis: 'consent',
+        retentionDays: 30,
+      },
+    });
+    expect(foreign.status).toBe(403);
+    const bad = await call(`/partners/${partnerA}/agreements`, {
+      method: 'POST',
+      token: tokens['admin@a.test']!,
+      body: {
+        schoolId: '00000000-0000-4000-8000-000000000000',
+        extractVersionIds: [v1],
+        purpose: 'x',
+        lawfulBasis: 'consent',
+        retentionDays: 30,
+      },
+    });
+    expect(bad.status).toBe(404);
   });
 });
