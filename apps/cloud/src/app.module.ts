@@ -13,6 +13,7 @@ import { HealthModule } from './health/health.module.js';
 import { loggerParams } from './logging/logging.js';
 import { MailModule } from './mail/mail.module.js';
 import { MaintenanceModule } from './maintenance/maintenance.module.js';
+import { PermissionsModule } from './permissions/permissions.module.js';
 import { QueuesModule } from './queues/queues.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { TenancyModule } from './tenancy/tenancy.module.js';
@@ -40,6 +41,7 @@ export class AppModule {
             AgentsApiModule,
             ExtractsModule,
             AgreementsModule,
+            PermissionsModule,
           ]
         : []),
       ...(config.roles.has('gateway') ? [AgentGatewayModule] : []),

@@ -9,6 +9,7 @@ import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATABASE_URL } from '@keystage/db/migrator';
+import { aggregateReportRows, formatTable, whatBreaksRows } from '@keystage/extract-spec';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AuditRepository } from './audit/audit.repository.js';
@@ -19,12 +20,15 @@ import { Email, Password, Text } from './common/zod-pipe.js';
 import { CLOUD_CONFIG, loadConfig } from './config/config.js';
 import type { CloudConfig } from './config/config.schema.js';
 import { DatabaseModule } from './database/database.module.js';
+import { SchoolPermissionsService } from './permissions/school-permissions.service.js';
 import { TenancyRepository } from './tenancy/tenancy.repository.js';
 
 const USAGE = `usage: keystage <command>
   audit verify                               check the audit log's hash chain
   users create-support --email <e> [--name <n>]
                                              create a support user (password from stdin or KEYSTAGE_NEW_PASSWORD)
+  permissions --school <urn> [--what-breaks <group>]
+                                             MIS permission groups the school's approved extracts need
 environment: DATABASE_URL (default ${DEFAULT_DATABASE_URL})`;
 
 @Module({})
@@ -41,7 +45,7 @@ class CliModule {
         },
         DatabaseModule,
       ],
-      providers: [AuditRepository, AuditService, PasswordHasher, TenancyRepository],
+      providers: [AuditRepository, AuditService, PasswordHasher, TenancyRepository, SchoolPermissionsService],
     };
   }
 }
@@ -61,7 +65,13 @@ async function readPassword(): Promise<string> {
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { email: { type: 'string' }, name: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      email: { type: 'string' },
+      name: { type: 'string' },
+      school: { type: 'string' },
+      'what-breaks': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const command = positionals.join(' ');
   if (values.help || !command) {
@@ -120,6 +130,36 @@ async function main(): Promise<void> {
         process.stdout.write(
           `${created ? 'created' : 'granted support to existing'} user ${email.data} (${userId})\n`,
         );
+        break;
+      }
+      case 'permissions': {
+        if (!values.school) fail('permissions needs --school <urn>');
+        const service = ctx.get(SchoolPermissionsService);
+        const schoolId = await service.schoolIdByUrn(values.school);
+        if (!schoolId) fail(`no school with URN ${values.school}`);
+        if (values['what-breaks']) {
+          const report = await service
+            .whatBreaks(schoolId, values['what-breaks'])
+            .catch((err: unknown) => fail((err as Error).message));
+          process.stdout.write(`Removing "${report.group}" from the school's MIS account would break:\n`);
+          process.stdout.write(`${formatTable(whatBreaksRows(report))}\n`);
+          break;
+        }
+        const report = await service.forSchool(schoolId);
+        if (report.extracts.length === 0) {
+          process.stdout.write(
+            `school ${values.school} has approved no extracts: its Keystage account needs no MIS permissions\n`,
+          );
+          break;
+        }
+        process.stdout.write(
+          `MIS permission groups for school ${values.school} (${report.extracts.length} approved extract versions):\n`,
+        );
+        process.stdout.write(`${formatTable(aggregateReportRows(report))}\n`);
+        if (!report.complete)
+          process.stdout.write(
+            `warning: ${report.unmapped.length} table(s)/column(s) are not in the permission mapping\n`,
+          );
         break;
       }
       default:

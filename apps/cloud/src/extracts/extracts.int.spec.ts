@@ -373,3 +373,69 @@ describe('data agreements', () => {
     expect(bad.status).toBe(404);
   });
 });
+
+describe('minimum-necessary MIS permissions per school', () => {
+  it('aggregates the groups over every approved extract, says what breaks without one, and prints it in the CLI', async () => {
+    const token = tokens['dev@a.test']!;
+    const ids: string[] = [];
+    for (const file of ['cashless-catering.yaml', 'absence-alerts.yaml']) {
+      const document = readFileSync(resolve(LIBRARY, file), 'utf8');
+      const published = await call(`/partners/${partnerA}/extracts`, {
+        method: 'POST',
+        token,
+        body: { document },
+      });
+      expect(published.status, JSON.stringify(published.body)).toBe(201);
+      ids.push(published.body.id);
+    }
+    const asked = await call(`/partners/${partnerA}/agreements`, {
+      method: 'POST',
+      token: tokens['admin@a.test']!,
+      body: {
+        schoolId: schoolB,
+        extractVersionIds: ids,
+        purpose: 'Catering and absence calls',
+        lawfulBasis: 'public_task',
+        retentionDays: 90,
+      },
+    });
+    const none = await call(`/schools/${schoolB}/permissions`, { token: tokens['admin@school-b.test']! });
+    expect(none.body.groups).toEqual([]);
+    await call(`/schools/${schoolB}/agreements/${asked.body.id}/approve`, {
+      method: 'POST',
+      token: tokens['admin@school-b.test']!,
+      body: {},
+    });
+
+    const report = await call(`/schools/${schoolB}/permissions`, { token: tokens['admin@school-b.test']! });
+    expect(report.status).toBe(200);
+    expect(report.body.extracts).toHaveLength(2);
+    const groups = report.body.groups.map((g: { group: string }) => g.group);
+    expect(groups.length).toBeGreaterThan(0);
+    expect(report.body.perExtract).toHaveLength(2);
+
+    const breaks = await call(
+      `/schools/${schoolB}/permissions/what-breaks?group=${encodeURIComponent(groups[0])}`,
+      { token: tokens['admin@school-b.test']! },
+    );
+    expect(breaks.status).toBe(200);
+    expect(breaks.body.broken.length).toBeGreaterThan(0);
+    const unknown = await call(`/schools/${schoolB}/permissions/what-breaks?group=Caretaker`, {
+      token: tokens['admin@school-b.test']!,
+    });
+    expect(unknown.status).toBe(404);
+    // Another school's admin sees nothing of it.
+    expect(
+      (await call(`/schools/${schoolB}/permissions`, { token: tokens['admin@school-a.test']! })).status,
+    ).toBe(403);
+
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const cli = resolve(import.meta.dirname, '../../dist/cli.js');
+    const out = await promisify(execFile)(process.execPath, [cli, 'permissions', '--school', '400002'], {
+      env: { ...process.env, DATABASE_URL: db.url },
+    });
+    expect(out.stdout).toMatch(/MIS permission groups for school 400002 \(2 approved extract versions\)/);
+    for (const g of groups) expect(out.stdout).toContain(g);
+  });
+});
