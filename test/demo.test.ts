@@ -32,7 +32,7 @@ describe('pnpm demo', () => {
     await first.waitFor(/applied \d+ migration\(s\): \d+_init/, 60_000);
     await first.waitFor(/generating the demo MIS \(tiny\)/, 60_000);
     const [, url] = await first.waitFor(/control plane\s+(http:\/\/\S+)/, 60_000);
-    expect(first.output()).toMatch(/demo school\s+.+\(URN \d{6}, id [0-9a-f-]{36}\)/);
+    await first.waitFor(/demo school\s+.+\(URN \d{6}, id [0-9a-f-]{36}\)/);
     const [, email, password] = await first.waitFor(/support login\s+(\S+) \/ (\S+)/);
     const login = await fetch(`${url}/auth/login`, {
       method: 'POST',
@@ -40,7 +40,8 @@ describe('pnpm demo', () => {
       body: JSON.stringify({ email, password }),
     });
     expect(login.status).toBe(200);
-    expect(first.output()).toMatch(/API docs\s+http:\/\/\S+\/api\/docs/);
+    await first.waitFor(/demo partner\s+Demo Partner Ltd .*: 10 library extracts, approved by the school/);
+    await first.waitFor(/API docs\s+http:\/\/\S+\/api\/docs/);
     const res = await fetch(`${url}/health/ready`);
     expect(res.status).toBe(200);
     expect((await json(res)).status).toBe('ready');

@@ -8,10 +8,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { applyMigrations, DEFAULT_DATABASE_URL } from '@keystage/db/migrator';
 import { generate, getPreset, openMis } from '@keystage/demo-mis';
+import { LIBRARY_EXTRACTS, libraryDocumentText } from '@keystage/extract-spec';
 import type { INestApplicationContext } from '@nestjs/common';
+import { AgreementsService } from './agreements/agreements.service.js';
 import { PasswordHasher } from './auth/password-hasher.js';
 import { exitWithError, runUntilSignalled } from './bootstrap.js';
 import { describeEndpoint, loadConfig } from './config/config.js';
+import { ExtractsService } from './extracts/extracts.service.js';
 import { TenancyRepository } from './tenancy/tenancy.repository.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -30,6 +33,8 @@ function demoSecret(): string {
 }
 
 const DEMO_SUPPORT_EMAIL = 'support@demo.keystage.local';
+const DEMO_PARTNER_SLUG = 'demo-partner';
+const SYSTEM = { type: 'SYSTEM' as const, id: null, requestId: 'demo' };
 
 function demoSupportPassword(): string {
   const file = join(STATE_DIR, 'demo-support-password');
@@ -67,7 +72,36 @@ async function seedDemoTenancy(app: INestApplicationContext, misPath: string, pa
     { email: DEMO_SUPPORT_EMAIL, displayName: 'Demo support', passwordHash: hash },
     { role: 'support' },
   );
-  return school;
+
+  // A demo partner with the extract library, and the school's approval of all of it.
+  const partner =
+    (await tenancy.listPartners()).find((p) => p.slug === DEMO_PARTNER_SLUG) ??
+    (await tenancy.createPartner({ slug: DEMO_PARTNER_SLUG, name: 'Demo Partner Ltd' }));
+  const extracts = app.get(ExtractsService);
+  const versionIds: string[] = [];
+  for (const name of LIBRARY_EXTRACTS) {
+    versionIds.push((await extracts.publish(partner.id, libraryDocumentText(name), SYSTEM)).id);
+  }
+  const agreements = app.get(AgreementsService);
+  const existing = (await agreements.forSchool(school.id)).find(
+    (a) => a.partnerId === partner.id && a.status === 'APPROVED',
+  );
+  const covered = new Set(existing?.extractVersions.map((v) => v.extractVersionId) ?? []);
+  if (!existing || versionIds.some((id) => !covered.has(id))) {
+    const asked = await agreements.request(
+      partner.id,
+      {
+        schoolId: school.id,
+        extractVersionIds: versionIds,
+        purpose: 'Keystage demo: the ten library extracts',
+        lawfulBasis: 'public_task',
+        retentionDays: 30,
+      },
+      SYSTEM,
+    );
+    await agreements.approve(school.id, asked.id, 'approved by the demo', SYSTEM);
+  }
+  return { ...school, partner, extracts: versionIds.length };
 }
 
 async function main(): Promise<void> {
@@ -110,6 +144,7 @@ async function main(): Promise<void> {
     );
   }
   const demoPassword = demoSupportPassword();
+  config.previewMisPath ??= misPath;
 
   await runUntilSignalled(
     () => config,
@@ -125,6 +160,9 @@ async function main(): Promise<void> {
       say(`  demo MIS       ${misPath}`);
       say(`  demo school    ${school.name} (URN ${school.urn}, id ${school.id})`);
       say(`  support login  ${DEMO_SUPPORT_EMAIL} / ${demoPassword}   (POST /auth/login)`);
+      say(
+        `  demo partner   ${school.partner.name} (id ${school.partner.id}): ${school.extracts} library extracts, approved by the school`,
+      );
       say('Press Ctrl+C to stop.');
     },
   );

@@ -90,6 +90,8 @@ export const CloudEnvSchema = z.object({
   AGENT_AUTH_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   /** How long a signed job may wait before the agent must refuse it as expired. */
   JOB_TTL_SECONDS: z.coerce.number().int().min(5).max(86_400).default(600),
+  /** The demo MIS (SQLite) that partners preview draft extracts against; unset: no preview. */
+  PREVIEW_MIS_PATH: z.string().trim().min(1).optional(),
   /** How long /health/ready waits for each dependency. */
   READY_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2_000),
 });
@@ -119,4 +121,5 @@ export interface CloudConfig {
   };
   rateLimits: { perIp: number; perPrincipal: number; authPerIp: number };
   agents: { heartbeatIntervalMs: number; authTimeoutMs: number; jobTtlMs: number };
+  previewMisPath: string | null;
 }

@@ -71,6 +71,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       lockoutMs: Math.round(e.AUTH_LOCKOUT_SECONDS * 1000),
       passwordHashCost: e.PASSWORD_HASH_COST,
     },
+    previewMisPath: e.PREVIEW_MIS_PATH ?? null,
     agents: {
       heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL_MS,
       authTimeoutMs: e.AGENT_AUTH_TIMEOUT_MS,

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Actor } from '../audit/audit.service.js';
 import { CurrentActor, Policy } from '../auth/policy.js';
 import { openApiSchema, Uuid, ZodPipe } from '../common/zod-pipe.js';
+import { ExtractPreviewService } from './extract-preview.service.js';
 import { ExtractsService } from './extracts.service.js';
 
 const DocumentBody = z.strictObject({
@@ -11,6 +12,15 @@ const DocumentBody = z.strictObject({
     .string()
     .min(1)
     .max(512 * 1024),
+});
+const PreviewBody = z.strictObject({
+  document: z
+    .string()
+    .min(1)
+    .max(512 * 1024),
+  dataset: z.string().max(100).optional(),
+  limit: z.number().int().min(1).max(500).default(20),
+  parameters: z.record(z.string().max(100), z.unknown()).default({}),
 });
 const VersionNumber = z.coerce.number().int().min(1).max(1_000_000);
 const partner = { kind: 'partner', param: 'partnerId' } as const;
@@ -29,7 +39,10 @@ const writers = {
 @ApiBearerAuth()
 @Controller('partners/:partnerId/extracts')
 export class ExtractsController {
-  constructor(private readonly extracts: ExtractsService) {}
+  constructor(
+    private readonly extracts: ExtractsService,
+    private readonly previews: ExtractPreviewService,
+  ) {}
 
   @Post('validate')
   @HttpCode(200)
@@ -44,6 +57,20 @@ export class ExtractsController {
     @Body(new ZodPipe(DocumentBody)) body: z.infer<typeof DocumentBody>,
   ) {
     return this.extracts.validate(body.document);
+  }
+
+  @Post('preview')
+  @HttpCode(200)
+  @Policy(writers)
+  @ApiOperation({
+    summary: 'Run a draft against the demo MIS (read-only): first rows, column types, row count and time.',
+  })
+  @ApiBody({ schema: openApiSchema(PreviewBody) })
+  preview(
+    @Param('partnerId', new ZodPipe(Uuid)) _partnerId: string,
+    @Body(new ZodPipe(PreviewBody)) body: z.infer<typeof PreviewBody>,
+  ) {
+    return this.previews.preview(body);
   }
 
   @Post()

@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { createPrismaClient, type PrismaClient } from '@keystage/db';
+import { generateToSqlite } from '@keystage/demo-mis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/db.js';
 import { json } from '../../../../test/support/http.js';
@@ -19,6 +21,7 @@ let partnerA: string;
 let partnerB: string;
 const tokens: Record<string, string> = {};
 let extractId: string;
+let previewMis: string;
 let schoolA: string;
 let schoolB: string;
 
@@ -33,6 +36,8 @@ async function call(path: string, init: { method?: string; token: string; body?:
 
 beforeAll(async () => {
   db = await createTestDatabase('extracts');
+  previewMis = join(mkdtempSync(join(tmpdir(), 'ks-preview-')), 'school.sqlite');
+  await generateToSqlite(previewMis, { preset: 'tiny', seed: 3 });
   server = await startServer(
     loadConfig({
       DATABASE_URL: db.url,
@@ -41,6 +46,7 @@ beforeAll(async () => {
       LOG_LEVEL: 'silent',
       PASSWORD_HASH_COST: '10',
       REDIS_PREFIX: `test-ext-${process.pid}`,
+      PREVIEW_MIS_PATH: previewMis,
     }),
   );
   prisma = createPrismaClient(db.url);
@@ -437,5 +443,55 @@ describe('minimum-necessary MIS permissions per school', () => {
     });
     expect(out.stdout).toMatch(/MIS permission groups for school 400002 \(2 approved extract versions\)/);
     for (const g of groups) expect(out.stdout).toContain(g);
+  });
+});
+
+describe('preview of a draft against the demo MIS', () => {
+  it('returns the first rows, the column types, the row count and the time', async () => {
+    const document = readFileSync(resolve(LIBRARY, 'parent-messaging.yaml'), 'utf8');
+    const res = await call(`/partners/${partnerA}/extracts/preview`, {
+      method: 'POST',
+      token: tokens['dev@a.test']!,
+      body: { document, limit: 5 },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.dataset).toBe('pupils');
+    expect(res.body.rows).toHaveLength(5);
+    expect(res.body.rowCount).toBeGreaterThan(5);
+    expect(res.body.columns.map((c: { name: string }) => c.name)).toEqual([
+      'pupil_id',
+      'upn',
+      'admission_number',
+      'legal_forename',
+      'legal_surname',
+      'preferred_forename',
+      'preferred_surname',
+      'year_group',
+      'reg_group',
+    ]);
+    expect(res.body.elapsedMs).toBeGreaterThanOrEqual(0);
+    const contacts = await call(`/partners/${partnerA}/extracts/preview`, {
+      method: 'POST',
+      token: tokens['dev@a.test']!,
+      body: { document, dataset: 'nope' },
+    });
+    expect(contacts.status).toBe(422);
+    expect(contacts.body.details.datasets).toContain('pupils');
+  });
+
+  it('applies the same validation as the agent and refuses other MIS kinds', async () => {
+    const document = readFileSync(resolve(LIBRARY, 'parent-messaging.yaml'), 'utf8');
+    const bad = await call(`/partners/${partnerA}/extracts/preview`, {
+      method: 'POST',
+      token: tokens['dev@a.test']!,
+      body: {
+        document: document.replace(
+          'SELECT s.person_id AS pupil_id,',
+          'UPDATE sims.sims_person SET surname = 1; SELECT s.person_id AS pupil_id,',
+        ),
+      },
+    });
+    expect(bad.status).toBe(422);
+    expect(bad.body.code).toBe('extract.invalid');
   });
 });
