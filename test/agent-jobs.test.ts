@@ -22,6 +22,7 @@ let agentProc: Spawned;
 let agentId: string;
 let dataDir: string;
 let misPath: string;
+let urnSeq = 0;
 const SYSTEM = { type: 'SYSTEM' as const, id: null, requestId: null };
 const events: AgentMessageEvent[] = [];
 
@@ -346,7 +347,7 @@ describe('MIS credentials stay on this machine, encrypted', () => {
     const prisma = server.app.get(PrismaProvider).client;
     const school = await prisma.school.create({
       data: {
-        urn: String(200100 + Math.floor(Math.random() * 800)),
+        urn: String(200100 + ++urnSeq),
         laEstab: '873/5002',
         name: `Creds ${name}`,
         misType: 'POSTGRES',
