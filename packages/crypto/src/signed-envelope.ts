@@ -1,4 +1,4 @@
-import { createPublicKey, randomBytes } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
 import { sign, verify } from './ed25519.js';
 import { CryptoError, CryptoErrorCode } from './errors.js';
@@ -61,6 +61,18 @@ export interface SignEnvelopeOptions<K extends string = string> {
  * objects, arrays, strings, finite numbers, booleans, null; no `undefined` properties), because the
  * signature covers its canonical JSON and the verifier will recompute it from the parsed wire form.
  */
+// Deriving the public key and hashing it costs more than the signature itself; a signer that reuses
+// one KeyObject (the control plane signs every job with the same key) pays for it once.
+const fingerprints = new WeakMap<KeyObject, string>();
+function fingerprintOf(privateKey: KeyObject): string {
+  let id = fingerprints.get(privateKey);
+  if (id === undefined) {
+    id = publicKeyFingerprint(createPublicKey(privateKey));
+    fingerprints.set(privateKey, id);
+  }
+  return id;
+}
+
 export function signEnvelope<T, K extends string>(
   payload: T,
   privateKey: PrivateKeyInput,
@@ -77,7 +89,7 @@ export function signEnvelope<T, K extends string>(
     v: 1,
     alg: 'Ed25519',
     kind: options.kind,
-    keyId: publicKeyFingerprint(createPublicKey(key)),
+    keyId: fingerprintOf(key),
     nonce: options.nonce ?? randomBytes(32).toString('base64url'),
     issuedAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + ttlMs).toISOString(),

@@ -149,7 +149,7 @@ export class AgentGateway
       ...job,
       resultKey: { alg: 'X25519', keyId: wrapping.keyId, publicKey: wrapping.publicKey },
     };
-    const signed = signEnvelope(payload, signing.privateKey, {
+    const signed = signEnvelope(payload, signing.privateKeyObject, {
       kind: 'job',
       ttlMs: this.config.agents.jobTtlMs,
     });
@@ -354,9 +354,7 @@ export class AgentGateway
         session.ws.send(
           `{"id":"${randomUUID()}","protocolVersion":"${PROTOCOL_VERSION}","type":"heartbeat.ack","replyTo":"${message.id}","sentAt":"${new Date().toISOString()}","body":{}}`,
         );
-        void this.presence
-          .markOnline(agentId, this.config.agents.heartbeatIntervalMs * 3)
-          .catch(() => undefined);
+        // Presence is refreshed for the whole batch when heartbeats are flushed (one round trip).
         return;
       }
       case 'work.pull': {
@@ -479,6 +477,10 @@ export class AgentGateway
     if (this.pendingHeartbeats.size === 0) return;
     const batch = [...this.pendingHeartbeats.values()];
     this.pendingHeartbeats.clear();
+    const live = batch.map((b) => b.agentId).filter((id) => this.sessions.get(id)?.state === 'ready');
+    await this.presence
+      .markManyOnline(live, this.config.agents.heartbeatIntervalMs * 3)
+      .catch(() => undefined);
     try {
       await this.repo.saveHeartbeats(batch);
     } catch (err) {

@@ -40,6 +40,14 @@ export class AgentPresence implements OnApplicationShutdown {
     await this.redis.client.set(this.key(agentId), this.nodeId, 'PX', ttlMs);
   }
 
+  /** Refreshes many agents' presence in one pipeline (the gateway's heartbeat flush). */
+  async markManyOnline(agentIds: string[], ttlMs: number): Promise<void> {
+    if (agentIds.length === 0) return;
+    const pipeline = this.redis.client.pipeline();
+    for (const id of agentIds) pipeline.set(this.key(id), this.nodeId, 'PX', ttlMs);
+    await pipeline.exec();
+  }
+
   async markOffline(agentId: string): Promise<void> {
     await this.redis.client.eval(RELEASE_IF_OWNER, 1, this.key(agentId), this.nodeId);
   }

@@ -1,3 +1,4 @@
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import {
   decrypt,
   deriveKey,
@@ -18,6 +19,8 @@ export interface PlatformKeyPair {
   keyId: string;
   publicKey: string;
   privateKey: string;
+  /** The private key parsed once (parsing it per use costs more than signing). */
+  privateKeyObject: KeyObject;
 }
 
 const LOCK = 7_246_002;
@@ -79,6 +82,16 @@ export class PlatformKeysService {
         `cannot decrypt the ${purpose} key: KEYSTAGE_SECRET differs from the one it was stored with`,
       );
     }
-    return { purpose, keyId: row.keyId, publicKey: row.publicKey, privateKey };
+    return {
+      purpose,
+      keyId: row.keyId,
+      publicKey: row.publicKey,
+      privateKey,
+      privateKeyObject: createPrivateKey({
+        key: Buffer.from(privateKey, 'base64'),
+        format: 'der',
+        type: 'pkcs8',
+      }),
+    };
   }
 }
