@@ -93,7 +93,7 @@ export class JobRunner {
       out.reject(reject(job.runId, 'job.hash_mismatch', 'the SQL does not match the approved hash'));
       return;
     }
-    const readOnly = validateReadOnly(job.sql, this.options.misKind);
+    const readOnly = await validateReadOnly(job.sql, this.options.misKind);
     if (!readOnly.ok) {
       out.reject(reject(job.runId, 'job.sql_not_read_only', readOnly.message));
       return;

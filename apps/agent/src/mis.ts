@@ -1,13 +1,16 @@
-import { MIS_DIALECT, validateSql } from '@keystage/extract-spec/sql';
-import {
-  type ConnectorSettings,
-  createConnector,
-  describeConnector,
-  formatDescription,
-  isMisError,
-  type MisConnector,
-  type QueryParam,
-} from '@keystage/mis-connectors';
+import type { ConnectorSettings, MisConnector, QueryParam } from '@keystage/mis-connectors';
+
+// The SQL parser and the database drivers are loaded on first use, not at start: an idle agent
+// (most of its life) stays small (docs/benchmarks.md).
+const connectors = () => import('@keystage/mis-connectors');
+const sqlSpec = () => import('@keystage/extract-spec/sql');
+
+function isMisError(err: unknown): err is Error & { code: string } {
+  return (
+    err instanceof Error && err.name === 'MisError' && typeof (err as { code?: unknown }).code === 'string'
+  );
+}
+
 import { RunFailureCode } from '@keystage/protocol';
 import { AgentError } from './errors.js';
 import type { MisSettings } from './state.js';
@@ -25,7 +28,8 @@ export interface MisSession {
 }
 
 /** How each MIS kind is reached: SIMS and CMIS live on SQL Server. */
-function connectorFor(settings: MisSettings, password: string | undefined): MisConnector {
+async function connectorFor(settings: MisSettings, password: string | undefined): Promise<MisConnector> {
+  const { createConnector } = await connectors();
   const { kind, location } = settings;
   switch (kind) {
     case 'DEMO_SQLITE':
@@ -68,7 +72,7 @@ export async function openMisSession(
   settings: MisSettings,
   password: string | undefined,
 ): Promise<MisSession> {
-  const connector = connectorFor(settings, password);
+  const connector = await connectorFor(settings, password);
   await connector.connect();
   const serverVersion = await connector.serverVersion().catch(() => null);
   return {
@@ -87,7 +91,8 @@ export async function openMisSession(
 
 /** `credentials test`: server version and what the account may read. */
 export async function describeMis(settings: MisSettings, password: string | undefined): Promise<string> {
-  const connector = connectorFor(settings, password);
+  const connector = await connectorFor(settings, password);
+  const { describeConnector, formatDescription } = await connectors();
   try {
     await connector.connect();
     return formatDescription(await describeConnector(connector)).join('\n');
@@ -100,8 +105,12 @@ export async function describeMis(settings: MisSettings, password: string | unde
 }
 
 /** The same validator the control plane runs: one statement, read-only, bind variables only. */
-export function validateReadOnly(sql: string, kind: MisKind): { ok: true } | { ok: false; message: string } {
+export async function validateReadOnly(
+  sql: string,
+  kind: MisKind,
+): Promise<{ ok: true } | { ok: false; message: string }> {
   if (kind === 'OTHER') return { ok: false, message: 'no SQL dialect is known for this MIS' };
+  const { MIS_DIALECT, validateSql } = await sqlSpec();
   const result = validateSql(sql, MIS_DIALECT[kind]);
   if (result.ok) return { ok: true };
   const first = result.problems[0];
