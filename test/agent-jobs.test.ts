@@ -408,6 +408,37 @@ describe('MIS credentials stay on this machine, encrypted', () => {
     expect(readdirSync(dir)).not.toContain('credentials.key');
   });
 
+  it('diagnostics and status carry no password, no private key and no MIS location details', async () => {
+    const { dir } = await enrolNew('diag');
+    const set = agent(
+      dir,
+      [
+        'credentials',
+        'set',
+        '--kind',
+        'POSTGRES',
+        '--location',
+        'postgresql://reader@mis.school.internal:5432/sims',
+      ],
+      {},
+      `${PASSWORD}\n`,
+    );
+    expect((await set.exited()).code).toBe(0);
+    const diag = agent(dir, ['diagnostics']);
+    expect((await diag.exited()).code).toBe(0);
+    const bundle = JSON.parse(diag.output());
+    expect(bundle).toMatchObject({
+      agentVersion: '0.1.0',
+      mis: { kind: 'POSTGRES', host: 'mis.school.internal:5432' },
+    });
+    const privateKey = readFileSync(join(dir, 'identity.key'), 'utf8').trim();
+    for (const secret of [PASSWORD, privateKey, 'reader@']) expect(diag.output()).not.toContain(secret);
+    const status = agent(dir, ['status']);
+    await status.exited();
+    expect(status.output()).toMatch(/credentials stored \(encrypted\)/);
+    expect(status.output()).not.toContain(PASSWORD);
+  });
+
   it('supervised mode keeps the password in memory only, and the control plane shows the agent as supervised', async () => {
     const { dir, agentId } = await enrolNew('supervised');
     const configure = agent(dir, [
