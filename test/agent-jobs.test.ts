@@ -121,7 +121,7 @@ describe('the agent refuses jobs it must not run, and says why', () => {
   it('a job tampered with after signing → job.bad_signature', async () => {
     const key = await server.app.get(PlatformKeysService).active('job-signing');
     const job = spec();
-    const signed = signEnvelope(job, key.privateKey, { kind: 'job' });
+    const signed = signEnvelope(job, key.privateKeyObject, { kind: 'job' });
     const tampered = {
       ...signed,
       payload: {
@@ -137,7 +137,7 @@ describe('the agent refuses jobs it must not run, and says why', () => {
   it('an unsigned job → job.bad_signature', async () => {
     const key = await server.app.get(PlatformKeysService).active('job-signing');
     const job = spec();
-    const { signature: _s, ...unsigned } = signEnvelope(job, key.privateKey, { kind: 'job' });
+    const { signature: _s, ...unsigned } = signEnvelope(job, key.privateKeyObject, { kind: 'job' });
     await sendSigned({ ...unsigned, signature: Buffer.alloc(64).toString('base64') });
     expect((await rejection(job.runId)).code).toBe('job.bad_signature');
   });
@@ -146,7 +146,7 @@ describe('the agent refuses jobs it must not run, and says why', () => {
     const key = await server.app.get(PlatformKeysService).active('job-signing');
     const job = spec();
     await sendSigned(
-      signEnvelope(job, key.privateKey, {
+      signEnvelope(job, key.privateKeyObject, {
         kind: 'job',
         ttlMs: 1_000,
         now: new Date(Date.now() - 10 * 60_000),
@@ -158,7 +158,7 @@ describe('the agent refuses jobs it must not run, and says why', () => {
   it('a replayed job → job.replayed', async () => {
     const key = await server.app.get(PlatformKeysService).active('job-signing');
     const job = spec({ sqlSha256: '0'.repeat(64) });
-    const signed = signEnvelope(job, key.privateKey, { kind: 'job' });
+    const signed = signEnvelope(job, key.privateKeyObject, { kind: 'job' });
     await sendSigned(signed);
     expect((await rejection(job.runId)).code).toBe('job.hash_mismatch');
     events.length = 0;
@@ -169,7 +169,7 @@ describe('the agent refuses jobs it must not run, and says why', () => {
   it('a job whose SQL does not match its approved hash → job.hash_mismatch', async () => {
     const key = await server.app.get(PlatformKeysService).active('job-signing');
     const job = spec({ sql: 'SELECT 2' });
-    await sendSigned(signEnvelope(job, key.privateKey, { kind: 'job' }));
+    await sendSigned(signEnvelope(job, key.privateKeyObject, { kind: 'job' }));
     expect((await rejection(job.runId)).code).toBe('job.hash_mismatch');
   });
 
@@ -243,7 +243,7 @@ describe('the agent runs signed, read-only jobs against the MIS', () => {
       "SELECT load_extension('x')",
     ]) {
       const job = spec({ sql, sqlSha256: createHash('sha256').update(sql).digest('hex') });
-      await sendSigned(signEnvelope(job, key.privateKey, { kind: 'job' }));
+      await sendSigned(signEnvelope(job, key.privateKeyObject, { kind: 'job' }));
       const r = await rejection(job.runId);
       expect(r.code, sql).toBe('job.sql_not_read_only');
     }

@@ -9,6 +9,7 @@ import { Logger, PinoLogger } from 'nestjs-pino';
 import pg from 'pg';
 import { AppModule } from './app.module.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
+import { describeError } from './common/describe-error.js';
 import { ConfigError, describeEndpoint } from './config/config.js';
 import type { CloudConfig } from './config/config.schema.js';
 import { HealthService } from './health/health.service.js';
@@ -28,7 +29,7 @@ export async function preflight(config: CloudConfig): Promise<void> {
     await client.connect();
   } catch (err) {
     throw new StartupError(
-      `cannot reach PostgreSQL at ${describeEndpoint(config.databaseUrl)} (DATABASE_URL): ${reason(err)}`,
+      `cannot reach PostgreSQL at ${describeEndpoint(config.databaseUrl)} (DATABASE_URL): ${describeError(err)}`,
     );
   }
   try {
@@ -56,18 +57,11 @@ export async function preflight(config: CloudConfig): Promise<void> {
     await redis.ping();
   } catch (err) {
     throw new StartupError(
-      `cannot reach Redis at ${describeEndpoint(config.redisUrl)} (REDIS_URL): ${reason(err)}`,
+      `cannot reach Redis at ${describeEndpoint(config.redisUrl)} (REDIS_URL): ${describeError(err)}`,
     );
   } finally {
     redis.disconnect();
   }
-}
-
-function reason(err: unknown): string {
-  const e = err as { code?: string; message?: string; errors?: { code?: string }[] };
-  const code = e.code ?? e.errors?.[0]?.code;
-  const text = (e.message ?? String(err)).split('\n')[0]!.replace(/\w+:\/\/\S+/g, '[url]');
-  return code && !text.includes(code) ? `${code} ${text}`.trim() : text || 'unknown error';
 }
 
 export interface AppOptions {
@@ -184,7 +178,7 @@ export async function runUntilSignalled(
         process.exit(0);
       },
       (err: unknown) => {
-        process.stderr.write(`keystage: error while stopping: ${reason(err)}\n`);
+        process.stderr.write(`keystage: error while stopping: ${describeError(err)}\n`);
         process.exit(1);
       },
     );
@@ -198,7 +192,7 @@ export function exitWithError(err: unknown): never {
   const message =
     err instanceof ConfigError || err instanceof StartupError
       ? err.message
-      : `failed to start: ${reason(err)}`;
+      : `failed to start: ${describeError(err)}`;
   process.stderr.write(`keystage: ${message}\n`);
   process.exit(1);
 }

@@ -109,6 +109,9 @@ async function main(): Promise<void> {
   env.DATABASE_URL ||= DEFAULT_DATABASE_URL;
   if (!env.KEYSTAGE_SECRET && !env.KEYSTAGE_SECRET_FILE) env.KEYSTAGE_SECRET = demoSecret();
   env.LOG_LEVEL ||= 'warn';
+  const misPath = resolve(env.DEMO_MIS_PATH || join(ROOT, 'data/demo-school.sqlite'));
+  // Partners preview draft extracts against the demo school.
+  env.PREVIEW_MIS_PATH ||= misPath;
   const config = loadConfig(env);
 
   say(`• migrating ${describeEndpoint(config.databaseUrl)}${new URL(config.databaseUrl).pathname} …`);
@@ -122,7 +125,6 @@ async function main(): Promise<void> {
       : '  database is up to date',
   );
 
-  const misPath = resolve(env.DEMO_MIS_PATH || join(ROOT, 'data/demo-school.sqlite'));
   const preset = env.DEMO_MIS_PRESET || 'secondary';
   if (existsSync(misPath)) {
     say(`• demo MIS: ${misPath} (kept; delete it to generate a new one)`);
@@ -144,7 +146,6 @@ async function main(): Promise<void> {
     );
   }
   const demoPassword = demoSupportPassword();
-  config.previewMisPath ??= misPath;
 
   await runUntilSignalled(
     () => config,

@@ -6,6 +6,7 @@ import { JwtService } from '@nestjs/jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/db.js';
 import { PasswordHasher } from './auth/password-hasher.js';
+import { API_KEY_SCOPES } from './auth/policy.js';
 import type { RoleName } from './auth/principal.js';
 import { type RouteEntry, routeTable } from './auth/route-table.js';
 import { type RunningServer, startServer } from './bootstrap.js';
@@ -124,16 +125,7 @@ beforeAll(async () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     T.tokens[email] = res.body.accessToken;
   }
-  const allScopes = [
-    'audit:read',
-    'extracts:read',
-    'extracts:write',
-    'agreements:read',
-    'agreements:write',
-    'runs:read',
-    'runs:write',
-    'deliveries:read',
-  ];
+  const allScopes = [...API_KEY_SCOPES];
   const ka = await call(`/partners/${pa.id}/api-keys`, {
     method: 'POST',
     token: T.tokens['admin@a.partner.test'],

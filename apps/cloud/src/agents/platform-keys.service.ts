@@ -18,8 +18,7 @@ export interface PlatformKeyPair {
   purpose: KeyPurpose;
   keyId: string;
   publicKey: string;
-  privateKey: string;
-  /** The private key parsed once (parsing it per use costs more than signing). */
+  /** Parsed once: parsing a key per use costs more than signing with it. */
   privateKeyObject: KeyObject;
 }
 
@@ -86,7 +85,6 @@ export class PlatformKeysService {
       purpose,
       keyId: row.keyId,
       publicKey: row.publicKey,
-      privateKey,
       privateKeyObject: createPrivateKey({
         key: Buffer.from(privateKey, 'base64'),
         format: 'der',

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { describeError } from '../common/describe-error.js';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { HealthRepository } from './health.repository.js';
@@ -61,14 +62,4 @@ export class HealthService {
       clearTimeout(timer);
     }
   }
-}
-
-/** A short reason without connection strings or stack traces. */
-function describeError(err: unknown): string {
-  const e = err as { code?: string; message?: string };
-  const text = (e.code ? `${e.code}: ` : '') + (e.message ?? String(err));
-  return text
-    .replace(/\w+:\/\/[^\s]+/g, '[url]')
-    .split('\n')[0]!
-    .slice(0, 200);
 }
