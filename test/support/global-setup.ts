@@ -15,6 +15,8 @@ import type {} from './db.js';
  * host, port and credentials are used.
  */
 export default async function setup(project: TestProject): Promise<void> {
+  // Pure-package test runs (no database needed) can skip the template: KEYSTAGE_NO_TEST_DB=1.
+  if (process.env.KEYSTAGE_NO_TEST_DB === '1') return;
   const serverUrl = testServerUrl();
   const migrationsDir = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
   const started = Date.now();
