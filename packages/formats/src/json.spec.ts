@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import type { Change } from './change-set.js';
+import { encodeJson, encodeNdjson } from './json.js';
+import { countsOf, metadataFor, readAll, streamOf } from './test-support/fixtures.js';
+
+const pupils = {
+  name: 'pupils',
+  columns: [
+    { name: 'upn', type: 'string' as const },
+    { name: 'forename', type: 'string' as const },
+    { name: 'year', type: 'integer' as const },
+    { name: 'fsm', type: 'boolean' as const, nullable: true },
+  ],
+  key: ['upn'],
+};
+
+const changes: Change[] = [
+  {
+    op: 'insert',
+    key: { upn: 'A1' },
+    row: { fsm: null, year: 7, forename: 'Zoë 😀 "quoted", comma\nline', upn: 'A1' },
+  },
+  {
+    op: 'update',
+    key: { upn: 'B2' },
+    row: { upn: 'B2', forename: "O'Brien", year: 8, fsm: true },
+    changed: ['fsm'],
+  },
+  { op: 'delete', key: { upn: 'C3' } },
+];
+const metadata = metadataFor(pupils, { counts: countsOf(changes) });
+
+const expectedHeader = {
+  changeSetId: metadata.changeSetId,
+  idempotencyKey: metadata.idempotencyKey,
+  runId: metadata.runId,
+  partnerId: metadata.partnerId,
+  school: { urn: '100000', name: 'Example Academy' },
+  extract: { name: 'parent-messaging', version: 3 },
+  dataset: {
+    name: 'pupils',
+    columns: [
+      { name: 'upn', type: 'string', nullable: false },
+      { name: 'forename', type: 'string', nullable: false },
+      { name: 'year', type: 'integer', nullable: false },
+      { name: 'fsm', type: 'boolean', nullable: true },
+    ],
+    key: ['upn'],
+  },
+  fullLoad: false,
+  counts: { inserts: 1, updates: 1, deletes: 1 },
+  createdAt: '2025-03-01T05:00:00.000Z',
+};
+const expectedChanges = [
+  {
+    op: 'insert',
+    key: { upn: 'A1' },
+    row: { upn: 'A1', forename: 'Zoë 😀 "quoted", comma\nline', year: 7, fsm: null },
+  },
+  {
+    op: 'update',
+    key: { upn: 'B2' },
+    row: { upn: 'B2', forename: "O'Brien", year: 8, fsm: true },
+    changed: ['fsm'],
+  },
+  { op: 'delete', key: { upn: 'C3' } },
+];
+
+describe('encodeNdjson', () => {
+  it('writes a metadata header line, then one line per change, and parses back', async () => {
+    const text = await readAll(encodeNdjson({ metadata, changes: streamOf(changes) }));
+    expect(text.endsWith('\n')).toBe(true);
+    const lines = text.slice(0, -1).split('\n');
+    expect(lines).toHaveLength(4);
+    const parsed = lines.map((line) => JSON.parse(line));
+    expect(parsed[0]).toEqual({ changeSet: expectedHeader });
+    expect(parsed.slice(1)).toEqual(expectedChanges);
+  });
+
+  it('writes fields in a fixed order: op, key, row, changed; rows in column order', async () => {
+    const lines = (await readAll(encodeNdjson({ metadata, changes }))).trim().split('\n');
+    expect(Object.keys(JSON.parse(lines[0]!).changeSet)).toEqual(Object.keys(expectedHeader));
+    expect(lines[1]).toBe(
+      '{"op":"insert","key":{"upn":"A1"},"row":{"upn":"A1","forename":"Zoë 😀 \\"quoted\\", comma\\nline","year":7,"fsm":null}}',
+    );
+    expect(lines[2]).toBe(
+      '{"op":"update","key":{"upn":"B2"},"row":{"upn":"B2","forename":"O\'Brien","year":8,"fsm":true},"changed":["fsm"]}',
+    );
+    expect(lines[3]).toBe('{"op":"delete","key":{"upn":"C3"}}');
+  });
+
+  it('writes a Date createdAt as ISO 8601 UTC and an empty change set as the header alone', async () => {
+    const empty = metadataFor(pupils, { createdAt: new Date(Date.UTC(2025, 2, 1, 5)) });
+    const text = await readAll(encodeNdjson({ metadata: empty, changes: [] }));
+    expect(text.split('\n')).toHaveLength(2);
+    expect(JSON.parse(text).changeSet.createdAt).toBe('2025-03-01T05:00:00.000Z');
+  });
+});
+
+describe('column names that are also Object.prototype names', () => {
+  it('are written like any other', async () => {
+    const odd = { name: 'odd', columns: ['__proto__', 'constructor'], key: ['__proto__'] };
+    const row = JSON.parse('{"__proto__":"p","constructor":"c"}') as Record<string, string>;
+    const key = JSON.parse('{"__proto__":"p"}') as Record<string, string>;
+    const changes: Change[] = [{ op: 'insert', key, row }];
+    const text = await readAll(
+      encodeNdjson({ metadata: metadataFor(odd, { counts: countsOf(changes) }), changes }),
+    );
+    expect(text.trim().split('\n')[1]).toBe(
+      '{"op":"insert","key":{"__proto__":"p"},"row":{"__proto__":"p","constructor":"c"}}',
+    );
+  });
+});
+
+describe('encodeJson', () => {
+  it('writes one document { changeSet, changes } that JSON.parse reads back', async () => {
+    const text = await readAll(encodeJson({ metadata, changes: streamOf(changes) }));
+    expect(JSON.parse(text)).toEqual({ changeSet: expectedHeader, changes: expectedChanges });
+    expect(text.split('\n')).toHaveLength(6); // the opening, three changes, the close, the final newline
+  });
+
+  it('writes a valid document for an empty change set', async () => {
+    const text = await readAll(encodeJson({ metadata: metadataFor(pupils), changes: [] }));
+    expect(JSON.parse(text)).toEqual({
+      changeSet: { ...expectedHeader, counts: { inserts: 0, updates: 0, deletes: 0 } },
+      changes: [],
+    });
+  });
+});
+
+describe.each([
+  ['ndjson', encodeNdjson],
+  ['json', encodeJson],
+])('%s checks', (_name, encode) => {
+  it('refuses bad metadata before anything is read', () => {
+    const noKey = { ...pupils, key: ['missing'] };
+    expect(() => encode({ metadata: metadataFor(noKey), changes: [] })).toThrowError(
+      expect.objectContaining({
+        code: 'formats.invalid_change_set',
+        message: expect.stringMatching(/key column missing/),
+      }),
+    );
+    expect(() =>
+      encode({
+        metadata: metadataFor(pupils, { counts: { inserts: -1, updates: 0, deletes: 0 } }),
+        changes: [],
+      }),
+    ).toThrowError(expect.objectContaining({ code: 'formats.invalid_change_set' }));
+    expect(() =>
+      encode({ metadata: metadataFor(pupils, { createdAt: 'yesterday' }), changes: [] }),
+    ).toThrowError(expect.objectContaining({ code: 'formats.invalid_change_set' }));
+  });
+
+  it.each([
+    ['an unknown op', { op: 'upsert', key: { upn: 'A1' }, row: {} }, /op must be/],
+    ['a key without the key column', { op: 'delete', key: { id: 'A1' } }, /key lacks column upn/],
+    [
+      'a row missing a column',
+      { op: 'insert', key: { upn: 'A1' }, row: { upn: 'A1', forename: 'X', year: 7 } },
+      /row lacks column fsm/,
+    ],
+    [
+      'a row with an extra column',
+      {
+        op: 'insert',
+        key: { upn: 'A1' },
+        row: { upn: 'A1', forename: 'X', year: 7, fsm: null, ethnicity: 'secret' },
+      },
+      /does not list \(ethnicity\)/,
+    ],
+    [
+      'a non-scalar value',
+      { op: 'insert', key: { upn: 'A1' }, row: { upn: 'A1', forename: { a: 1 }, year: 7, fsm: null } },
+      /column forename/,
+    ],
+    [
+      'a non-finite number',
+      { op: 'insert', key: { upn: 'A1' }, row: { upn: 'A1', forename: 'X', year: Number.NaN, fsm: null } },
+      /column year/,
+    ],
+    [
+      'an update without changed',
+      { op: 'update', key: { upn: 'A1' }, row: { upn: 'A1', forename: 'X', year: 7, fsm: null } },
+      /changed list/,
+    ],
+  ])('fails the stream on %s, naming the change but no value', async (_label, bad, message) => {
+    const stream = encode({
+      metadata: metadataFor(pupils, { counts: { inserts: 5, updates: 5, deletes: 5 } }),
+      changes: [changes[0]!, bad as Change],
+    });
+    const error = await readAll(stream).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'formats.invalid_change', message: expect.stringMatching(message) });
+    expect((error as Error).message).toMatch(/^change 2 of dataset pupils/);
+    expect((error as Error).message).not.toMatch(/secret|Zoë/);
+  });
+
+  it('fails the stream when the changes do not add up to the counts', async () => {
+    const wrong = metadataFor(pupils, { counts: { inserts: 1, updates: 1, deletes: 2 } });
+    await expect(readAll(encode({ metadata: wrong, changes }))).rejects.toMatchObject({
+      code: 'formats.count_mismatch',
+    });
+  });
+
+  it('passes on an error from the change source', async () => {
+    async function* failing(): AsyncGenerator<Change> {
+      yield changes[0]!;
+      throw new Error('cursor lost');
+    }
+    await expect(readAll(encode({ metadata, changes: failing() }))).rejects.toThrow('cursor lost');
+  });
+});
