@@ -173,8 +173,9 @@ export type Dataset = z.infer<typeof Dataset>;
 const Time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM (24-hour)');
 
 /**
- * When runs happen. Only the shape is checked here; issue 7 (scheduling) owns the meaning.
- * Times are local to Europe/London.
+ * When runs happen. Only the shape is checked here; @keystage/schedule (parseSchedule) owns the
+ * meaning. Times are local to Europe/London; `to` before `from` crosses midnight (the window opens
+ * on the listed day and closes the next), so only `from` equal to `to` is refused here.
  */
 export const Schedule = z.strictObject({
   windows: z
@@ -185,7 +186,11 @@ export const Schedule = z.strictObject({
           from: Time,
           to: Time,
         })
-        .refine((w) => w.from < w.to, { message: 'from must be before to', path: ['to'] })
+        .refine((w) => w.from !== w.to, {
+          message:
+            'from and to are the same time: a window needs a length (leave windows out for the whole day)',
+          path: ['to'],
+        })
         .refine((w) => new Set(w.days).size === w.days.length, {
           message: 'a day is listed twice',
           path: ['days'],

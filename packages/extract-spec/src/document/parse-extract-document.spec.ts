@@ -91,6 +91,24 @@ describe('parseExtractDocument: valid documents', () => {
       'document.unknown_field schedule.sometimes @27:3',
     ]);
   });
+
+  it('accepts a window crossing midnight and refuses one whose from equals its to', () => {
+    const crossing = `${VALID}schedule:
+  windows:
+    - { days: [sat], from: "22:00", to: "02:00" }
+`;
+    expect(problemsOf(crossing)).toEqual([]);
+    const empty = parseExtractDocument(`${VALID}schedule:
+  windows:
+    - { days: [sat], from: "08:00", to: "08:00" }
+`);
+    expect(empty.ok ? [] : empty.problems.map((p) => [p.path, p.message])).toEqual([
+      [
+        'schedule.windows.0.to',
+        'from and to are the same time: a window needs a length (leave windows out for the whole day)',
+      ],
+    ]);
+  });
 });
 
 describe('parseExtractDocument: every problem at once, with its path and position', () => {

@@ -1,0 +1,242 @@
+import { createHash, type Hash } from 'node:crypto';
+import { deflateRawSync } from 'node:zlib';
+import { AEAD_KEY_BYTES, encryptChunk, sha256Hex } from '@keystage/crypto';
+import { ResultStreamError, ResultStreamErrorCode } from './errors.js';
+import {
+  CODEC_DEFLATE_RAW,
+  CODEC_STORED,
+  DEFAULT_COMPRESSION_LEVEL,
+  DEFAULT_TARGET_CHUNK_BYTES,
+  MAX_CHUNK_BYTES,
+  MAX_CHUNK_PLAINTEXT_BYTES,
+  normalizeRow,
+  packBody,
+  type WireValue,
+} from './format.js';
+
+/** One sealed chunk, ready for a `chunk` message (`payload` is `bytes` in base64). */
+export interface EncodedChunk {
+  /** 0, 1, 2 … per run, without gaps. */
+  seq: number;
+  /** The encrypted chunk (`encryptChunk` output), at most MAX_CHUNK_BYTES. */
+  bytes: Buffer;
+  /** sha256 of `bytes`, lowercase hex. */
+  sha256: string;
+  /** `bytes.length`. */
+  byteLength: number;
+  /** Rows in this chunk (informational: the wire message does not carry it). */
+  rowCount: number;
+}
+
+/** The totals of a finished stream: what `run.complete` carries and `ResultDecoder.finish` checks. */
+export interface ResultSummary {
+  rowCount: number;
+  chunkCount: number;
+  /** Sum of the chunks' `byteLength`. */
+  byteCount: number;
+  /** sha256 (hex) over every chunk's uncompressed msgpack body, concatenated in seq order. */
+  resultSha256: string;
+}
+
+export interface ResultEncoderOptions {
+  /** The run the chunks belong to (bound into each chunk's associated data). */
+  runId: string;
+  /** The run's 32-byte data key. */
+  dataKey: Uint8Array;
+  /** Column names in the order of the row values. At least one. */
+  columns: readonly string[];
+  /** Uncompressed bytes to aim for per chunk (default 256 KiB, at most 16 MiB). */
+  targetChunkBytes?: number;
+  /** zlib level 0–9 (default 1; 0 stores the body uncompressed). */
+  compressionLevel?: number;
+}
+
+/**
+ * Agent side: turns rows into encrypted chunks. Rows are batched until their msgpack body is about
+ * `targetChunkBytes`, then each batch is packed as `[1, columns | null, rows]`, deflated (raw DEFLATE,
+ * level 1; stored when that does not shrink it), prefixed with a codec byte and sealed with
+ * `encryptChunk(…, { runId, seq })`. A batch whose sealed size would exceed MAX_CHUNK_BYTES is split
+ * in halves until every part fits. Synchronous and single-threaded: sealing a chunk costs a few ms.
+ *
+ * The encoder keeps a reference to each pushed row until its chunk is sealed: do not mutate a row
+ * after pushing it.
+ */
+export class ResultEncoder {
+  readonly runId: string;
+  readonly columns: readonly string[];
+  private readonly dataKey: Uint8Array;
+  private readonly target: number;
+  private readonly level: number;
+  private readonly digest: Hash = createHash('sha256');
+  private pending: WireValue[][] = [];
+  /** Estimated bytes of `pending`, in estimate units. */
+  private pendingEstimate = 0;
+  /** Real msgpack bytes per estimate unit, learnt from the last sealed batch. */
+  private scale = 1;
+  private seq = 0;
+  private rows = 0;
+  private bytes = 0;
+  private finished = false;
+
+  constructor(options: ResultEncoderOptions) {
+    const { runId, dataKey, columns } = options;
+    if (typeof runId !== 'string' || runId.length === 0) {
+      throw new ResultStreamError(ResultStreamErrorCode.InvalidArgument, 'runId is a non-empty string');
+    }
+    if (!(dataKey instanceof Uint8Array) || dataKey.length !== AEAD_KEY_BYTES) {
+      throw new ResultStreamError(
+        ResultStreamErrorCode.InvalidArgument,
+        `dataKey is ${AEAD_KEY_BYTES} bytes`,
+      );
+    }
+    if (
+      !Array.isArray(columns) ||
+      columns.length === 0 ||
+      !columns.every((name) => typeof name === 'string')
+    ) {
+      throw new ResultStreamError(
+        ResultStreamErrorCode.InvalidArgument,
+        'columns is a non-empty string array',
+      );
+    }
+    const target = options.targetChunkBytes ?? DEFAULT_TARGET_CHUNK_BYTES;
+    if (!Number.isSafeInteger(target) || target < 1 || target > MAX_CHUNK_PLAINTEXT_BYTES) {
+      throw new ResultStreamError(
+        ResultStreamErrorCode.InvalidArgument,
+        `targetChunkBytes is 1 to ${MAX_CHUNK_PLAINTEXT_BYTES}`,
+      );
+    }
+    const level = options.compressionLevel ?? DEFAULT_COMPRESSION_LEVEL;
+    if (!Number.isInteger(level) || level < 0 || level > 9) {
+      throw new ResultStreamError(ResultStreamErrorCode.InvalidArgument, 'compressionLevel is 0 to 9');
+    }
+    this.runId = runId;
+    this.dataKey = Uint8Array.from(dataKey);
+    this.columns = Object.freeze([...columns]);
+    this.target = target;
+    this.level = level;
+  }
+
+  /** Rows pushed so far. */
+  get rowCount(): number {
+    return this.rows;
+  }
+
+  /** Chunks sealed so far. */
+  get chunkCount(): number {
+    return this.seq;
+  }
+
+  /**
+   * Adds one row (values in column order; bigint, Date, Buffer and undefined are converted as the
+   * README's "Values" section says). Returns the chunks this row completed: usually none, one when
+   * a batch is full, more when a batch had to be split. Throws `result.invalid_value` for a bad row
+   * (nothing is added; the encoder stays usable) and `result.row_too_large` for a row that cannot
+   * fit in any chunk (the encoder is closed: fail the run).
+   */
+  push(row: readonly unknown[]): EncodedChunk[] {
+    this.checkOpen();
+    const { row: values, estimate } = normalizeRow(row, this.columns.length);
+    const out: EncodedChunk[] = [];
+    try {
+      // Seal the batch first if this row would take it over the target, so batches stay near it.
+      if (this.pending.length > 0 && (this.pendingEstimate + estimate) * this.scale > this.target) {
+        this.flush(out);
+      }
+      this.pending.push(values);
+      this.pendingEstimate += estimate;
+      this.rows++;
+      if (this.pendingEstimate * this.scale >= this.target) this.flush(out);
+    } catch (err) {
+      // Sealing failed part-way (a row too large): chunks may be lost, so the stream is unusable.
+      this.close();
+      throw err;
+    }
+    return out;
+  }
+
+  /**
+   * Seals the remaining rows and closes the encoder. A result without rows still yields one chunk
+   * (seq 0, zero rows) so that the column names always arrive: `chunkCount` is never 0.
+   */
+  finish(): { chunks: EncodedChunk[]; summary: ResultSummary } {
+    this.checkOpen();
+    const chunks: EncodedChunk[] = [];
+    try {
+      if (this.pending.length > 0 || this.seq === 0) this.flush(chunks);
+    } finally {
+      this.close();
+    }
+    return {
+      chunks,
+      summary: {
+        rowCount: this.rows,
+        chunkCount: this.seq,
+        byteCount: this.bytes,
+        resultSha256: this.digest.digest('hex'),
+      },
+    };
+  }
+
+  private close(): void {
+    this.finished = true;
+    this.pending = [];
+    this.dataKey.fill(0);
+  }
+
+  private checkOpen(): void {
+    if (this.finished) {
+      throw new ResultStreamError(ResultStreamErrorCode.InvalidState, 'the encoder is finished or failed');
+    }
+  }
+
+  private flush(out: EncodedChunk[]): void {
+    const rows = this.pending;
+    const estimate = this.pendingEstimate;
+    this.pending = [];
+    this.pendingEstimate = 0;
+    const bodyBytes = this.seal(rows, out);
+    if (estimate > 0 && rows.length > 0) {
+      this.scale = Math.min(8, Math.max(0.125, bodyBytes / estimate));
+    }
+  }
+
+  /** Seals `rows` as one chunk, or as several when one would be too large; returns the body bytes. */
+  private seal(rows: WireValue[][], out: EncodedChunk[]): number {
+    const seq = this.seq;
+    const body = packBody(seq === 0 ? this.columns : null, rows);
+    if (body.length > MAX_CHUNK_PLAINTEXT_BYTES) return this.split(rows, out, body.length);
+    let codec = CODEC_STORED;
+    let data: Buffer = body;
+    if (this.level > 0) {
+      const deflated = deflateRawSync(body, { level: this.level });
+      if (deflated.length < body.length) {
+        codec = CODEC_DEFLATE_RAW;
+        data = deflated;
+      }
+    }
+    const plaintext = Buffer.allocUnsafe(1 + data.length);
+    plaintext[0] = codec;
+    data.copy(plaintext, 1);
+    const bytes = encryptChunk(plaintext, this.dataKey, { runId: this.runId, seq });
+    if (bytes.length > MAX_CHUNK_BYTES) return this.split(rows, out, body.length);
+    this.digest.update(body);
+    this.seq = seq + 1;
+    this.bytes += bytes.length;
+    out.push({ seq, bytes, sha256: sha256Hex(bytes), byteLength: bytes.length, rowCount: rows.length });
+    return body.length;
+  }
+
+  private split(rows: WireValue[][], out: EncodedChunk[], bodyBytes: number): number {
+    if (rows.length <= 1) {
+      throw new ResultStreamError(
+        ResultStreamErrorCode.RowTooLarge,
+        `a row does not fit in one chunk (${bodyBytes} bytes of msgpack); the encoder is closed`,
+      );
+    }
+    const half = rows.length >>> 1;
+    this.seal(rows.slice(0, half), out);
+    this.seal(rows.slice(half), out);
+    return bodyBytes;
+  }
+}
