@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AGENT_VERSION, AgentConnection } from './connection.js';
 import { CredentialStore, promptSecret } from './credentials.js';
@@ -120,11 +121,15 @@ program
     }
     const currentPassword = () => (opts.supervised ? password : store.load());
     let misVersion: string | null = null;
-    const jobs = new JobRunner({
+    const jobs: JobRunner = new JobRunner({
       misKind: state.mis?.kind ?? state.misKind,
       pinnedKey: state.jobSigningKey.publicKey,
       replay: new ReplayCache(dir),
       statementLog: process.env.KEYSTAGE_AGENT_STATEMENT_LOG,
+      link: { send: (type, body): boolean => connection.sendIfOpen(type, body) },
+      spillDir: join(dir.path, 'spill'),
+      spillMaxBytes: Number(process.env.KEYSTAGE_AGENT_SPILL_MAX_BYTES ?? 2 * 1024 ** 3),
+      log: (message, fields) => log.info(message, fields),
       openMis: () => {
         if (!state.mis) return undefined;
         const pw = currentPassword();
@@ -139,7 +144,7 @@ program
     const heartbeat = process.env.KEYSTAGE_AGENT_HEARTBEAT_MS
       ? Number(process.env.KEYSTAGE_AGENT_HEARTBEAT_MS)
       : undefined;
-    const connection = new AgentConnection({
+    const connection: AgentConnection = new AgentConnection({
       state,
       identityKey,
       dataDir: dir,

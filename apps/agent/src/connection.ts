@@ -152,6 +152,7 @@ export class AgentConnection {
         this.heartbeatTimer = setInterval(() => void this.heartbeat(), interval);
         this.ackDeadline = Date.now() + interval * 2;
         this.send('work.pull', { maxJobs: 8 });
+        this.options.jobs.onReconnect();
         return;
       }
       case 'heartbeat.ack':
@@ -181,7 +182,11 @@ export class AgentConnection {
         if (!this.options.jobs.cancel(message.body.runId))
           log.info('cancel for a run not running here', { runId: message.body.runId });
         return;
+      case 'chunk.ack':
+        this.options.jobs.onChunkAck(message.body);
+        return;
       case 'run.ack':
+        this.options.jobs.onRunAck(message.body.runId);
         recordStatus(this.options.dataDir, {
           lastRun: { runId: message.body.runId, outcome: message.body.outcome, at: new Date().toISOString() },
         });
@@ -204,15 +209,14 @@ export class AgentConnection {
         this.options.log.warn('job refused', { runId: body.runId, code: body.code, reason: body.message });
         this.send('job.reject', body, replyTo);
       },
-      complete: (body) => {
-        this.options.log.info('run complete', { runId: body.runId, rows: body.rowCount });
-        this.send('run.complete', body);
-      },
-      fail: (body) => {
-        this.options.log.warn('run failed', { runId: body.runId, code: body.code });
-        this.send('run.failed', body);
-      },
     };
+  }
+
+  /** For the job runner: sends on the current socket; false when there is none. */
+  sendIfOpen<T extends MessageType>(type: T, body: MessageBody<T>): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.send(type, body);
+    return true;
   }
 
   private async heartbeat(): Promise<void> {

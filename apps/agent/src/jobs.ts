@@ -1,18 +1,32 @@
-import { createHash } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { generateDataKey, sha256Hex, verifyEnvelope, wrapKeyForRecipient } from '@keystage/crypto';
 import type { QueryParam } from '@keystage/mis-connectors';
 import { type JobRejectCode, type JobSpec, type MessageBody, RunFailureCode } from '@keystage/protocol';
+import {
+  BufferFullError,
+  type EncodedChunk,
+  ResultEncoder,
+  SpillBuffer,
+  UploadWindow,
+} from '@keystage/result-stream';
 import { type MisKind, type MisSession, misErrorCode, validateReadOnly } from './mis.js';
 import type { ReplayCache } from './replay-cache.js';
 
 type RejectCode = (typeof JobRejectCode)[keyof typeof JobRejectCode];
 
+/** Replies to one `job.offer` (they carry its message id). */
 export interface JobOutbox {
   accept(body: MessageBody<'job.accept'>): void;
   reject(body: MessageBody<'job.reject'>): void;
-  complete(body: MessageBody<'run.complete'>): void;
-  fail(body: MessageBody<'run.failed'>): void;
+}
+
+/** The link to the control plane, whatever socket is current. */
+export interface CloudLink {
+  /** Sends on the current socket; false when there is none (the message is dropped). */
+  send<T extends 'chunk' | 'run.resume' | 'run.complete' | 'run.failed' | 'job.progress'>(
+    type: T,
+    body: MessageBody<T>,
+  ): boolean;
 }
 
 export interface JobRunnerOptions {
@@ -23,15 +37,29 @@ export interface JobRunnerOptions {
   replay: ReplayCache;
   /** Opens the MIS; undefined when no credentials are available (supervised agent without its operator). */
   openMis: () => Promise<MisSession> | undefined;
+  link: CloudLink;
+  /** Where chunks wait on disk while the control plane is slow or unreachable. */
+  spillDir: string;
+  /** Most bytes of chunks on disk per run; beyond it the run fails (retryable). */
+  spillMaxBytes: number;
   /** When set, one line per statement sent to the MIS (time, run, sha256 of the SQL) — never row data. */
   statementLog?: string | undefined;
   onError?: (code: string, message: string) => void;
+  log?: (message: string, fields: Record<string, unknown>) => void;
 }
 
+/** The run in hand: querying, uploading, or waiting for the control plane's `run.ack`. */
 interface Running {
   runId: string;
   accept: MessageBody<'job.accept'>;
   abort: AbortController;
+  window?: UploadWindow;
+  /** The final message, resent after a reconnect until `run.ack`. */
+  final?:
+    | { type: 'run.complete'; body: MessageBody<'run.complete'> }
+    | { type: 'run.failed'; body: MessageBody<'run.failed'> };
+  acked?: () => void;
+  firstAck?: { runId: string; nextSeq: number; credits: number };
 }
 
 const reject = (
@@ -58,6 +86,36 @@ export class JobRunner {
 
   get busy(): boolean {
     return this.running !== undefined;
+  }
+
+  /** The control plane acknowledged chunks: release them and send what the new credits allow. */
+  onChunkAck(ack: { runId: string; nextSeq: number; credits: number }): void {
+    const running = this.running;
+    if (running?.runId !== ack.runId) return;
+    if (!running.window) {
+      // Credits granted before the query produced anything: kept for when the window opens.
+      running.firstAck = ack;
+      return;
+    }
+    running.window.onAck(ack);
+    void this.pump(running);
+  }
+
+  /** The control plane recorded the outcome: forget the run. */
+  onRunAck(runId: string): void {
+    if (this.running?.runId === runId) this.running.acked?.();
+  }
+
+  /** A new socket is up: resume the upload in hand, or repeat the outcome not yet acknowledged. */
+  onReconnect(): void {
+    const running = this.running;
+    if (!running) return;
+    if (running.final) {
+      this.options.link.send(running.final.type, running.final.body as never);
+    } else if (running.window) {
+      const { runId, nextSeq } = running.window.resetForReconnect();
+      this.options.link.send('run.resume', { runId, nextSeq });
+    }
   }
 
   async offer(signedJob: unknown, out: JobOutbox): Promise<void> {
@@ -126,7 +184,7 @@ export class JobRunner {
     this.running = running;
     out.accept(accept);
     try {
-      await this.execute(job, await session, running, out);
+      await this.execute(job, await session, running, dataKey);
     } finally {
       this.running = undefined;
     }
@@ -138,16 +196,16 @@ export class JobRunner {
     return true;
   }
 
-  private async execute(job: JobSpec, mis: MisSession, running: Running, out: JobOutbox): Promise<void> {
+  private async execute(job: JobSpec, mis: MisSession, running: Running, dataKey: Buffer): Promise<void> {
     const started = new Date();
     const deadline = Date.parse(job.deadline);
     const timer = setTimeout(
       () => running.abort.abort(new Error('deadline')),
       Math.max(0, deadline - Date.now()),
     );
-    let rowCount = 0;
-    const digest = createHash('sha256');
+    const signal = running.abort.signal;
     let queryMs = 0;
+    let window: UploadWindow | undefined;
     try {
       if (this.options.statementLog) {
         appendFileSync(
@@ -156,50 +214,139 @@ export class JobRunner {
         );
       }
       const t0 = performance.now();
-      let first = true;
-      for await (const row of mis.stream(job.sql, job.parameters as QueryParam[], running.abort.signal)) {
-        if (first) {
-          queryMs = Math.round(performance.now() - t0);
-          first = false;
+      const result = await mis.query(job.sql, job.parameters as QueryParam[], signal);
+      const encoder = new ResultEncoder({ runId: job.runId, dataKey, columns: result.columns });
+      window = new UploadWindow({
+        runId: job.runId,
+        spill: await SpillBuffer.create({
+          rootDir: this.options.spillDir,
+          runId: job.runId,
+          maxBytes: this.options.spillMaxBytes,
+        }),
+      });
+      running.window = window;
+      if (running.firstAck) window.onAck(running.firstAck);
+      const add = async (chunks: EncodedChunk[]) => {
+        for (const chunk of chunks) {
+          await window!.room({ bytes: chunk.byteLength, signal });
+          await window!.add(chunk);
         }
-        rowCount++;
-        digest.update(JSON.stringify(row));
-        digest.update('\n');
+        if (chunks.length > 0) void this.pump(running);
+      };
+      let first = true;
+      try {
+        for await (const batch of result.batches) {
+          if (first) {
+            queryMs = Math.round(performance.now() - t0);
+            first = false;
+          }
+          const sealed: EncodedChunk[] = [];
+          for (const row of batch) for (const c of encoder.push(row)) sealed.push(c);
+          await add(sealed);
+        }
+      } finally {
+        await result.close().catch(() => undefined);
       }
+      const { chunks, summary } = encoder.finish();
+      await add(chunks);
+      await this.untilAllAcked(running, window, signal);
       const finished = new Date();
       const totalMs = finished.getTime() - started.getTime();
-      out.complete({
+      running.final = {
+        type: 'run.complete',
+        body: {
+          runId: job.runId,
+          rowCount: summary.rowCount,
+          chunkCount: summary.chunkCount,
+          byteCount: summary.byteCount,
+          resultSha256: summary.resultSha256,
+          startedAt: started.toISOString(),
+          finishedAt: finished.toISOString(),
+          timings: { queryMs, streamMs: Math.max(0, totalMs - queryMs), totalMs },
+        },
+      };
+      this.options.log?.('run complete', {
         runId: job.runId,
-        rowCount,
-        chunkCount: 0,
-        byteCount: 0,
-        resultSha256: digest.digest('hex'),
-        startedAt: started.toISOString(),
-        finishedAt: finished.toISOString(),
-        timings: { queryMs, streamMs: Math.max(0, totalMs - queryMs), totalMs },
+        rows: summary.rowCount,
+        chunks: summary.chunkCount,
       });
     } catch (err) {
-      const aborted = running.abort.signal.aborted;
-      const deadlineHit =
-        aborted &&
-        running.abort.signal.reason instanceof Error &&
-        running.abort.signal.reason.message === 'deadline';
+      const aborted = signal.aborted;
+      const deadlineHit = aborted && signal.reason instanceof Error && signal.reason.message === 'deadline';
       const code = deadlineHit
         ? RunFailureCode.DeadlineExceeded
         : aborted
           ? RunFailureCode.Cancelled
-          : misErrorCode(err);
+          : err instanceof BufferFullError
+            ? RunFailureCode.BufferFull
+            : misErrorCode(err);
       const message = deadlineHit
         ? 'the run passed its deadline'
         : aborted
           ? 'cancelled by the control plane'
-          : redact(err);
+          : err instanceof BufferFullError
+            ? 'the upload buffer on disk is full: the control plane was unreachable for too long'
+            : redact(err);
       this.options.onError?.(code, message);
-      out.fail({ runId: job.runId, code, message, retryable: code === RunFailureCode.MisUnavailable });
+      this.options.log?.('run failed', { runId: job.runId, code });
+      running.final = {
+        type: 'run.failed',
+        body: {
+          runId: job.runId,
+          code,
+          message,
+          retryable: code === RunFailureCode.MisUnavailable || code === RunFailureCode.BufferFull,
+        },
+      };
     } finally {
       clearTimeout(timer);
       await mis.close().catch(() => undefined);
     }
+    // Repeat the outcome (after each reconnect) until the control plane records it.
+    const acked = new Promise<void>((resolve) => {
+      running.acked = resolve;
+    });
+    this.options.link.send(running.final.type, running.final.body as never);
+    const giveUp = setTimeout(() => running.acked?.(), Math.max(60_000, deadline - Date.now()));
+    await acked;
+    clearTimeout(giveUp);
+    await window?.dispose().catch(() => undefined);
+  }
+
+  /** Sends what the window allows, in order, on the current socket. */
+  private async pump(running: Running): Promise<void> {
+    const window = running.window;
+    if (!window) return;
+    for (const chunk of await window.sendable()) {
+      this.options.link.send('chunk', {
+        runId: running.runId,
+        seq: chunk.seq,
+        byteLength: chunk.byteLength,
+        sha256: chunk.sha256,
+        payload: chunk.bytes.toString('base64'),
+      });
+    }
+  }
+
+  private untilAllAcked(running: Running, window: UploadWindow, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (window.allAcked) {
+          clearInterval(poll);
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        } else {
+          void this.pump(running);
+        }
+      };
+      const onAbort = () => {
+        clearInterval(poll);
+        reject(signal.reason);
+      };
+      const poll = setInterval(check, 50);
+      signal.addEventListener('abort', onAbort, { once: true });
+      check();
+    });
   }
 }
 

@@ -23,7 +23,12 @@ type RunFailure = (typeof RunFailureCode)[keyof typeof RunFailureCode];
 
 export interface MisSession {
   serverVersion: string | null;
-  stream(sql: string, parameters: readonly QueryParam[], signal: AbortSignal): AsyncIterable<unknown[]>;
+  /** Runs the query: its column names, then the rows in batches (bounded read-ahead). */
+  query(
+    sql: string,
+    parameters: readonly QueryParam[],
+    signal: AbortSignal,
+  ): Promise<{ columns: string[]; batches: AsyncIterable<unknown[][]>; close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -77,13 +82,13 @@ export async function openMisSession(
   const serverVersion = await connector.serverVersion().catch(() => null);
   return {
     serverVersion,
-    async *stream(sql, parameters, signal) {
+    async query(sql, parameters, signal) {
       const rows = await connector.stream(sql, parameters, { signal });
-      try {
-        for await (const row of rows) yield row as unknown[];
-      } finally {
-        await rows.close();
-      }
+      return {
+        columns: rows.columns.map((c) => c.name),
+        batches: rows.batches() as AsyncIterable<unknown[][]>,
+        close: () => rows.close(),
+      };
     },
     close: () => connector.close(),
   };

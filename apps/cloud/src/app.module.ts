@@ -16,6 +16,7 @@ import { MaintenanceModule } from './maintenance/maintenance.module.js';
 import { PermissionsModule } from './permissions/permissions.module.js';
 import { QueuesModule } from './queues/queues.module.js';
 import { RedisModule } from './redis/redis.module.js';
+import { RunsApiModule, RunsGatewayModule, RunsWorkerModule } from './runs/runs.module.js';
 import { TenancyModule } from './tenancy/tenancy.module.js';
 
 @Module({})
@@ -25,7 +26,7 @@ class ConfigHolderModule {}
  * The control plane. One image, three roles chosen by KEYSTAGE_ROLES:
  *  - api: the HTTP API (auth, tenancy, API keys, audit …), its guards and its OpenAPI document;
  *  - gateway: the agents' WebSocket endpoint (/agent): authentication, sessions, heartbeats, jobs;
- *  - worker: queue processors (maintenance now; scheduling, ingest, delta and delivery later).
+ *  - worker: queue processors (maintenance, run timers and the sweep, processing of uploaded runs).
  * Health endpoints answer in every role, so each node can be probed.
  */
 @Module({})
@@ -42,10 +43,11 @@ export class AppModule {
             ExtractsModule,
             AgreementsModule,
             PermissionsModule,
+            RunsApiModule,
           ]
         : []),
-      ...(config.roles.has('gateway') ? [AgentGatewayModule] : []),
-      ...(config.roles.has('worker') ? [MaintenanceModule] : []),
+      ...(config.roles.has('gateway') ? [AgentGatewayModule, RunsGatewayModule] : []),
+      ...(config.roles.has('worker') ? [MaintenanceModule, RunsWorkerModule] : []),
     ];
     return {
       module: AppModule,

@@ -88,6 +88,11 @@ export const ErrorCode = {
   ChunkDigestMismatch: 'chunk.digest_mismatch',
   /** A chunk beyond the granted credits. Wait for a `chunk.ack`. */
   ChunkOutOfWindow: 'chunk.out_of_window',
+  /**
+   * A chunk that does not authenticate for its run and position (tampered with, or replayed from
+   * another run or seq). Not to be resent: the cloud cancels the job and retries the run.
+   */
+  ChunkRejected: 'chunk.rejected',
   /** The receiver failed; nothing more is said on the wire. */
   Internal: 'internal.error',
 } as const;

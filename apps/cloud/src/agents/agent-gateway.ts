@@ -2,14 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { signEnvelope, verify } from '@keystage/crypto';
+import { verify } from '@keystage/crypto';
 import {
   authSigningInput,
   createMessage,
   encodeMessage,
   errorReplyFor,
   isCompatibleVersion,
-  type JobSpec,
   MAX_FRAME_BYTES,
   type Message,
   type MessageBody,
@@ -30,10 +29,11 @@ import { PinoLogger } from 'nestjs-pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
-import { RedisProvider } from '../redis/redis.provider.js';
+import { AgentChannel, type JobInput } from './agent-channel.js';
 import { AgentPresence, type GatewayCommand } from './agent-presence.js';
 import { AgentsRepository, type HeartbeatUpdate } from './agents.repository.js';
-import { PlatformKeysService } from './platform-keys.service.js';
+
+export type { JobInput } from './agent-channel.js';
 
 export const AGENT_PATH = '/agent';
 const SERVER_VERSION = '0.1.0';
@@ -52,6 +52,8 @@ interface Session {
   lastSeen: number;
   errors: number[];
   authTimer?: NodeJS.Timeout;
+  /** Frames of one agent are handled one after another, in the order they arrived. */
+  inbox: Promise<void>;
 }
 
 /** Events the rest of the control plane listens to (runs, ingest). */
@@ -61,11 +63,18 @@ export interface AgentMessageEvent {
   message: Message;
 }
 
-/** A job before signing; the gateway adds the result key and signs it. */
-export type JobInput = Pick<
-  JobSpec,
-  'extractVersionId' | 'datasetName' | 'sql' | 'sqlSha256' | 'parameters' | 'deadline'
-> & { runId: string };
+/** Replies to the agent that sent a message. */
+export type AgentReply = <T extends MessageType>(type: T, body: MessageBody<T>) => void;
+
+/**
+ * Where the run lifecycle plugs in (the runs module registers itself): the gateway hands it every
+ * job and result message and sends only the replies it asks for, after it has recorded them — so a
+ * `run.ack` or `chunk.ack` always means "stored durably".
+ */
+export interface AgentMessageHandler {
+  handle(event: AgentMessageEvent, reply: AgentReply): Promise<void>;
+  connected(agentId: string, schoolId: string): Promise<void>;
+}
 
 /**
  * The agents' WebSocket endpoint (gateway role). Agents dial out to it; it authenticates them with a
@@ -85,6 +94,7 @@ export class AgentGateway
   private readonly pendingHeartbeats = new Map<string, HeartbeatUpdate>();
   private timers: NodeJS.Timeout[] = [];
   private closing = false;
+  private handler: AgentMessageHandler | undefined;
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) =>
     this.upgrade(req, socket, head);
 
@@ -92,8 +102,7 @@ export class AgentGateway
     private readonly adapterHost: HttpAdapterHost,
     private readonly repo: AgentsRepository,
     private readonly presence: AgentPresence,
-    private readonly keys: PlatformKeysService,
-    private readonly redis: RedisProvider,
+    private readonly channel: AgentChannel,
     private readonly logger: PinoLogger,
     @Inject(CLOUD_CONFIG) private readonly config: CloudConfig,
   ) {
@@ -135,27 +144,14 @@ export class AgentGateway
     return [...this.sessions.keys()];
   }
 
-  /**
-   * Signs a job and delivers it: at once if the agent is connected (to this node or another), and in
-   * any case keeps it in the agent's queue until the agent accepts or rejects it or it expires, so an
-   * agent that is offline receives it when it connects and asks for work.
-   */
+  /** Registers the run lifecycle (see {@link AgentMessageHandler}). */
+  setMessageHandler(handler: AgentMessageHandler): void {
+    this.handler = handler;
+  }
+
+  /** Signs and delivers a job (see {@link AgentChannel.offerJob}). */
   async offerJob(agentId: string, job: JobInput): Promise<void> {
-    const [signing, wrapping] = await Promise.all([
-      this.keys.active('job-signing'),
-      this.keys.active('result-wrapping'),
-    ]);
-    const payload = {
-      ...job,
-      resultKey: { alg: 'X25519', keyId: wrapping.keyId, publicKey: wrapping.publicKey },
-    };
-    const signed = signEnvelope(payload, signing.privateKeyObject, {
-      kind: 'job',
-      ttlMs: this.config.agents.jobTtlMs,
-    });
-    const frame = encodeMessage(createMessage('job.offer', { job: signed } as MessageBody<'job.offer'>));
-    await this.redis.client.hset(this.pendingKey(agentId), { [job.runId]: frame });
-    await this.send(agentId, frame);
+    await this.channel.offerJob(agentId, job);
   }
 
   /** Sends a frame to an agent wherever its socket is; false when it is not connected anywhere. */
@@ -165,12 +161,11 @@ export class AgentGateway
       local.ws.send(frame);
       return true;
     }
-    return this.presence.route({ kind: 'send', agentId, frame });
+    return this.channel.send(agentId, frame);
   }
 
   async cancelJob(agentId: string, runId: string, reason: string): Promise<void> {
-    await this.redis.client.hdel(this.pendingKey(agentId), runId);
-    await this.send(agentId, encodeMessage(createMessage('job.cancel', { runId, reason })));
+    await this.channel.cancelJob(agentId, runId, reason);
   }
 
   // ─── Connection lifecycle ────────────────────────────────────────────────
@@ -187,19 +182,27 @@ export class AgentGateway
   }
 
   private accept(ws: WebSocket): void {
-    const session: Session = { ws, state: 'hello', lastSeen: Date.now(), errors: [] };
+    const session: Session = {
+      ws,
+      state: 'hello',
+      lastSeen: Date.now(),
+      errors: [],
+      inbox: Promise.resolve(),
+    };
     session.authTimer = setTimeout(() => {
       if (session.state !== 'ready')
         this.refuse(session, 'auth.failed', 'authentication took too long', false);
     }, this.config.agents.authTimeoutMs);
     ws.on('message', (data, isBinary) => {
-      void this.onFrame(session, data as Buffer, isBinary).catch((err: unknown) => {
-        this.logger.error({ err, agentId: session.agentId }, 'agent message handling failed');
-        this.reply(session, 'error', {
-          code: 'internal.error',
-          message: 'the control plane could not handle this message',
-        });
-      });
+      session.inbox = session.inbox.then(() =>
+        this.onFrame(session, data as Buffer, isBinary).catch((err: unknown) => {
+          this.logger.error({ err, agentId: session.agentId }, 'agent message handling failed');
+          this.reply(session, 'error', {
+            code: 'internal.error',
+            message: 'the control plane could not handle this message',
+          });
+        }),
+      );
     });
     ws.on('error', (err) => {
       // ws reports oversized frames (1009) and protocol violations here, then closes the socket.
@@ -333,6 +336,11 @@ export class AgentGateway
     );
     this.logger.info({ agentId, sessionId: session.sessionId }, 'agent connected');
     this.events.emit('connected', { agentId, schoolId: session.schoolId });
+    if (this.handler) {
+      void this.handler.connected(agentId, session.schoolId!).catch((err: unknown) => {
+        this.logger.error({ err, agentId }, 'run hand-over after connect failed');
+      });
+    }
   }
 
   private async onReadyMessage(session: Session, message: Message): Promise<void> {
@@ -358,7 +366,7 @@ export class AgentGateway
         return;
       }
       case 'work.pull': {
-        const pending = await this.redis.client.hvals(this.pendingKey(agentId));
+        const pending = await this.channel.pending(agentId);
         for (const frame of pending.slice(0, message.body.maxJobs)) session.ws.send(frame);
         return;
       }
@@ -367,7 +375,11 @@ export class AgentGateway
       case 'run.complete':
       case 'run.failed':
         if (message.type !== 'run.complete' && message.type !== 'run.failed') {
-          await this.redis.client.hdel(this.pendingKey(agentId), message.body.runId);
+          await this.channel.forget(agentId, message.body.runId);
+        }
+        if (this.handler) {
+          await this.handleRunMessage(session, message);
+          return;
         }
         this.emitAgentMessage(session, message);
         if (message.type === 'run.complete' || message.type === 'run.failed') {
@@ -382,6 +394,10 @@ export class AgentGateway
       case 'job.progress':
       case 'chunk':
       case 'run.resume':
+        if (this.handler) {
+          await this.handleRunMessage(session, message);
+          return;
+        }
         if (this.events.listenerCount(message.type) === 0) {
           this.reply(
             session,
@@ -399,6 +415,13 @@ export class AgentGateway
       default:
         return this.unexpected(session, message);
     }
+  }
+
+  private async handleRunMessage(session: Session, message: Message): Promise<void> {
+    const event: AgentMessageEvent = { agentId: session.agentId!, schoolId: session.schoolId!, message };
+    await this.handler!.handle(event, (type, body) => this.reply(session, type, body, message.id));
+    this.events.emit(message.type, event);
+    this.events.emit('message', event);
   }
 
   private emitAgentMessage(session: Session, message: Message): void {
@@ -486,9 +509,5 @@ export class AgentGateway
     } catch (err) {
       this.logger.warn({ err: (err as Error).message, count: batch.length }, 'could not save heartbeats');
     }
-  }
-
-  private pendingKey(agentId: string): string {
-    return `${this.config.redisPrefix}:agents:pending:${agentId}`;
   }
 }

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AgentChannel } from './agent-channel.js';
 import { AgentGateway } from './agent-gateway.js';
 import { AgentPresence } from './agent-presence.js';
 import { AgentsController } from './agents.controller.js';
@@ -8,8 +9,8 @@ import { PlatformKeysService } from './platform-keys.service.js';
 
 /** What every role that deals with agents needs: storage, keys, presence. */
 @Module({
-  providers: [AgentsRepository, PlatformKeysService, AgentPresence],
-  exports: [AgentsRepository, PlatformKeysService, AgentPresence],
+  providers: [AgentsRepository, PlatformKeysService, AgentPresence, AgentChannel],
+  exports: [AgentsRepository, PlatformKeysService, AgentPresence, AgentChannel],
 })
 export class AgentsCoreModule {}
 

@@ -1,11 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AgreementsController } from './agreements.controller.js';
-import { AgreementsRepository } from './agreements.repository.js';
-import { AgreementsService } from './agreements.service.js';
+import { AgreementsCoreModule } from './agreements-core.module.js';
 
-@Module({
-  controllers: [AgreementsController],
-  providers: [AgreementsRepository, AgreementsService],
-  exports: [AgreementsService],
-})
+/** The agreements API (api role). */
+@Module({ imports: [AgreementsCoreModule], controllers: [AgreementsController] })
 export class AgreementsModule {}

@@ -39,8 +39,22 @@ function columnsOf(document: ExtractDocument) {
  * (no new column, table, column read or personal-data category); anything wider needs a new approval.
  * Revoking stops everything at once and is recorded as a deletion request to the partner.
  */
+export type AgreementListener = (agreementId: string, actor: Actor) => Promise<void>;
+
 @Injectable()
 export class AgreementsService {
+  private readonly approvedListeners: AgreementListener[] = [];
+  private readonly revokedListeners: AgreementListener[] = [];
+
+  /** Scheduling subscribes here: an approval plans runs, a revocation stops agents' jobs. */
+  onApproved(listener: AgreementListener): void {
+    this.approvedListeners.push(listener);
+  }
+
+  onRevoked(listener: AgreementListener): void {
+    this.revokedListeners.push(listener);
+  }
+
   constructor(
     private readonly repo: AgreementsRepository,
     private readonly audit: AuditService,
@@ -124,6 +138,7 @@ export class AgreementsService {
       targetId: id,
       details: { reason },
     });
+    for (const listener of this.revokedListeners) await listener(id, actor);
     return { ...agreement, ...stopped, deletionRequested: true };
   }
 
@@ -178,6 +193,7 @@ export class AgreementsService {
       targetId: id,
       details: { extractVersionIds: agreement.extractVersions.map((v) => v.extractVersionId) },
     });
+    if (to === 'APPROVED') for (const listener of this.approvedListeners) await listener(id, actor);
     return agreement;
   }
 

@@ -92,6 +92,47 @@ export const CloudEnvSchema = z.object({
   JOB_TTL_SECONDS: z.coerce.number().int().min(5).max(86_400).default(600),
   /** The demo MIS (SQLite) that partners preview draft extracts against; unset: no preview. */
   PREVIEW_MIS_PATH: z.string().trim().min(1).optional(),
+  /** Most runs in flight (dispatched or running) across the whole fleet at once. */
+  RUNS_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000_000).default(2_000),
+  /** Attempts a run gets when it fails for a transient reason (MIS down, agent restarted). */
+  RUN_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+  /** First retry delay; doubles per attempt (with jitter). */
+  RUN_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).max(86_400).default(60),
+  /** "Run now": how many manual runs of one extract at one school per window. */
+  RUN_NOW_LIMIT: z.coerce.number().int().min(1).max(1000).default(3),
+  RUN_NOW_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(600),
+  /** How long a manual run may wait for the school's agent before it is missed. */
+  RUN_NOW_DEADLINE_MINUTES: z.coerce.number().min(0.05).max(10_080).default(60),
+  /** How long after its deadline an accepted run may take to finish uploading before it fails. */
+  RUN_UPLOAD_GRACE_MINUTES: z.coerce.number().min(0.05).max(10_080).default(60),
+  /** How often the worker checks deadlines, re-plans lost timers and dispatches waiting runs. */
+  RUN_SWEEP_INTERVAL_MS: z.coerce.number().int().min(200).max(600_000).default(15_000),
+  /** Where results, snapshots and change sets are kept (encrypted per tenant): local or s3. */
+  OBJECT_STORE: z.enum(['local', 's3']).default('local'),
+  /** For OBJECT_STORE=local: the directory (created 0700). */
+  OBJECT_STORE_DIR: z.string().trim().min(1).default('data/objects'),
+  S3_BUCKET: z.string().trim().optional(),
+  S3_REGION: z.string().trim().optional(),
+  S3_ENDPOINT: z.string().trim().optional(),
+  S3_FORCE_PATH_STYLE: z.string().trim().optional(),
+  S3_PREFIX: z.string().trim().optional(),
+  /** Scratch space for delta computation (snapshots are sorted on disk, not in memory). */
+  WORK_DIR: z.string().trim().min(1).optional(),
+  /** The file-drop sink writes change sets under this directory, per partner and school. */
+  FILE_DROP_DIR: z.string().trim().min(1).default('data/file-drop'),
+  /** A change set that deletes or changes more than this share of the rows is held for review. */
+  DELTA_HOLD_SHARE: z.coerce.number().min(0).max(1).default(0.3),
+  /** Upload chunks an agent may send ahead of the last acknowledged one. */
+  INGEST_CREDITS: z.coerce.number().int().min(1).max(256).default(32),
+  /** Webhook attempts before a change set is dead-lettered, the first retry delay, the timeout. */
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(10),
+  WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
+  /** Allow http:// webhook URLs (development and the demo); production requires https. */
+  WEBHOOK_ALLOW_HTTP: z
+    .enum(['true', 'false', '1', '0'])
+    .transform((v) => v === 'true' || v === '1')
+    .optional(),
   /** How long /health/ready waits for each dependency. */
   READY_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2_000),
 });
@@ -121,5 +162,26 @@ export interface CloudConfig {
   };
   rateLimits: { perIp: number; perPrincipal: number; authPerIp: number };
   agents: { heartbeatIntervalMs: number; authTimeoutMs: number; jobTtlMs: number };
+  objectStore: { env: Record<string, string | undefined> };
+  workDir: string;
+  fileDropDir: string;
+  delivery: {
+    holdShare: number;
+    ingestCredits: number;
+    webhookMaxAttempts: number;
+    webhookRetryBaseMs: number;
+    webhookTimeoutMs: number;
+    webhookAllowHttp: boolean;
+  };
+  runs: {
+    maxInFlight: number;
+    maxAttempts: number;
+    retryBaseMs: number;
+    runNowLimit: number;
+    runNowWindowSeconds: number;
+    runNowDeadlineMs: number;
+    uploadGraceMs: number;
+    sweepIntervalMs: number;
+  };
   previewMisPath: string | null;
 }

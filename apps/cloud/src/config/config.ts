@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { type CloudConfig, CloudEnvSchema } from './config.schema.js';
 
 export const CLOUD_CONFIG = Symbol('CLOUD_CONFIG');
@@ -76,6 +78,37 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       heartbeatIntervalMs: e.AGENT_HEARTBEAT_INTERVAL_MS,
       authTimeoutMs: e.AGENT_AUTH_TIMEOUT_MS,
       jobTtlMs: e.JOB_TTL_SECONDS * 1000,
+    },
+    objectStore: {
+      env: {
+        OBJECT_STORE: e.OBJECT_STORE,
+        OBJECT_STORE_DIR: resolve(e.OBJECT_STORE_DIR),
+        S3_BUCKET: e.S3_BUCKET,
+        S3_REGION: e.S3_REGION ?? process.env.AWS_REGION,
+        S3_ENDPOINT: e.S3_ENDPOINT,
+        S3_FORCE_PATH_STYLE: e.S3_FORCE_PATH_STYLE,
+        S3_PREFIX: e.S3_PREFIX,
+      },
+    },
+    workDir: resolve(e.WORK_DIR ?? join(tmpdir(), 'keystage-work')),
+    fileDropDir: resolve(e.FILE_DROP_DIR),
+    delivery: {
+      holdShare: e.DELTA_HOLD_SHARE,
+      ingestCredits: e.INGEST_CREDITS,
+      webhookMaxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      webhookAllowHttp: e.WEBHOOK_ALLOW_HTTP ?? e.NODE_ENV !== 'production',
+    },
+    runs: {
+      maxInFlight: e.RUNS_MAX_IN_FLIGHT,
+      maxAttempts: e.RUN_MAX_ATTEMPTS,
+      retryBaseMs: Math.round(e.RUN_RETRY_BASE_SECONDS * 1000),
+      runNowLimit: e.RUN_NOW_LIMIT,
+      runNowWindowSeconds: e.RUN_NOW_WINDOW_SECONDS,
+      runNowDeadlineMs: Math.round(e.RUN_NOW_DEADLINE_MINUTES * 60_000),
+      uploadGraceMs: Math.round(e.RUN_UPLOAD_GRACE_MINUTES * 60_000),
+      sweepIntervalMs: e.RUN_SWEEP_INTERVAL_MS,
     },
     rateLimits: {
       perIp: e.RATE_LIMIT_PER_IP,

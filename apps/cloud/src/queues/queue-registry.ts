@@ -7,16 +7,33 @@ import { Injectable } from '@nestjs/common';
  */
 export const QueueName = {
   maintenance: 'maintenance',
+  runs: 'runs',
+  deliveries: 'deliveries',
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 
 export const JobName = {
   pruneEnrolmentTokens: 'maintenance.prune-enrolment-tokens',
+  /** A run is due (or should be looked at again): dispatch what may start. */
+  runKick: 'runs.kick',
+  /** Deadlines, lost timers, schedules without a next run, stalled processing. */
+  runSweep: 'runs.sweep',
+  /** An uploaded run: delta, then delivery. */
+  runProcess: 'runs.process',
+  /** Send one change set to its webhook or file drop (retried with backoff, then dead-lettered). */
+  deliverySend: 'deliveries.send',
+  /** Mark a run delivered once all its change sets are. */
+  deliveryRunCheck: 'deliveries.run-check',
 } as const;
 export type JobName = (typeof JobName)[keyof typeof JobName];
 
 export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JobName.pruneEnrolmentTokens]: QueueName.maintenance,
+  [JobName.runKick]: QueueName.runs,
+  [JobName.runSweep]: QueueName.runs,
+  [JobName.runProcess]: QueueName.runs,
+  [JobName.deliverySend]: QueueName.deliveries,
+  [JobName.deliveryRunCheck]: QueueName.deliveries,
 };
 
 @Injectable()

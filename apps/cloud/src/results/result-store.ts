@@ -1,0 +1,74 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { deriveKey } from '@keystage/crypto';
+import { EncryptedObjectStore, type ObjectBody, objectStoreFromEnv } from '@keystage/object-store';
+import { Inject, Injectable } from '@nestjs/common';
+import { CLOUD_CONFIG } from '../config/config.js';
+import type { CloudConfig } from '../config/config.schema.js';
+
+const pad = (n: number) => String(n).padStart(9, '0');
+
+/**
+ * Everything the control plane keeps of a school's data, as objects in the configured store
+ * (a local directory by default, S3 in production), each encrypted with a fresh data key wrapped by
+ * the school's own key (derived from the platform secret): uploaded result chunks, delta snapshots,
+ * encoded change sets. Object keys hold ids only, never data.
+ */
+@Injectable()
+export class ResultStore {
+  readonly objects: EncryptedObjectStore;
+
+  constructor(@Inject(CLOUD_CONFIG) config: CloudConfig) {
+    const inner = objectStoreFromEnv(config.objectStore.env as NodeJS.ProcessEnv);
+    const masterKey = deriveKey(Buffer.from(config.secret, 'utf8'), 'object-store/master');
+    this.objects = new EncryptedObjectStore(inner, { masterKey });
+  }
+
+  chunkKey(runId: string, jobId: string, seq: number): string {
+    return `runs/${runId}/${jobId}/${pad(seq)}.chunk`;
+  }
+
+  snapshotKey(extractId: string, datasetName: string, paramsHash: string, runId: string): string {
+    return `snapshots/${extractId}/${safe(datasetName)}/${paramsHash}/${runId}.snap`;
+  }
+
+  changeSetKey(runId: string, deliveryName: string): string {
+    return `changesets/${runId}/${safe(deliveryName)}`;
+  }
+
+  async put(schoolId: string, key: string, body: ObjectBody): Promise<number> {
+    const { size } = await this.objects.put(schoolId, key, body);
+    return size;
+  }
+
+  get(schoolId: string, key: string): Promise<Readable> {
+    return this.objects.get(schoolId, key);
+  }
+
+  async getBuffer(schoolId: string, key: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const part of await this.objects.get(schoolId, key)) parts.push(part as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  async download(schoolId: string, key: string, path: string): Promise<void> {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await pipeline(await this.objects.get(schoolId, key), createWriteStream(path, { mode: 0o600 }));
+  }
+
+  delete(schoolId: string, key: string): Promise<void> {
+    return this.objects.delete(schoolId, key);
+  }
+
+  deletePrefix(schoolId: string, prefix: string): Promise<number> {
+    return this.objects.deletePrefix(schoolId, prefix);
+  }
+}
+
+/** Dataset names are `[A-Za-z0-9][A-Za-z0-9_.-]*` already; keep keys safe whatever happens. */
+function safe(name: string): string {
+  return name.replace(/[^A-Za-z0-9._=-]/g, '_');
+}

@@ -1,0 +1,187 @@
+import { sha256Hex } from '@keystage/crypto';
+import {
+  bindParameters,
+  type ExtractDocument,
+  MIS_DIALECT,
+  ParameterBindingError,
+  resolveParameters,
+} from '@keystage/extract-spec';
+import type { JobParameter } from '@keystage/protocol';
+import { Inject, Injectable } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+import { AgentChannel, type JobInput } from '../agents/agent-channel.js';
+import { AgreementsService } from '../agreements/agreements.service.js';
+import { CLOUD_CONFIG } from '../config/config.js';
+import type { CloudConfig } from '../config/config.schema.js';
+import { PrismaProvider } from '../database/prisma.provider.js';
+import { RunLifecycle } from './run-lifecycle.js';
+import { type RunRow, RunsRepository } from './runs.repository.js';
+
+const DISPATCH_BATCH = 200;
+
+/** Today in Europe/London, `YYYY-MM-DD`: what "today" means in an extract's parameters. */
+export function londonToday(now = new Date()): string {
+  return new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/London' }).format(now);
+}
+
+/**
+ * Sends due runs to schools' agents. A run goes out one dataset (one signed job) at a time, to the
+ * school's active agent wherever its socket is; an offline agent gets it when it reconnects (the
+ * job is re-signed then), until the run's deadline. Before anything leaves, the run must still be
+ * covered by an approved agreement (`AgreementsService.coverage`).
+ */
+@Injectable()
+export class RunDispatcher {
+  private dispatching: Promise<number> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly repo: RunsRepository,
+    private readonly lifecycle: RunLifecycle,
+    private readonly channel: AgentChannel,
+    private readonly agreements: AgreementsService,
+    private readonly prisma: PrismaProvider,
+    private readonly logger: PinoLogger,
+    @Inject(CLOUD_CONFIG) private readonly config: CloudConfig,
+  ) {
+    logger.setContext(RunDispatcher.name);
+  }
+
+  /** Dispatches everything that is due and may start; concurrent calls coalesce. */
+  dispatch(): Promise<number> {
+    if (this.dispatching) {
+      this.again = true;
+      return this.dispatching;
+    }
+    this.dispatching = (async () => {
+      let total = 0;
+      try {
+        do {
+          this.again = false;
+          for (;;) {
+            const claimed = await this.repo.claimReady(this.config.runs.maxInFlight, DISPATCH_BATCH);
+            for (const run of claimed) await this.start(run);
+            total += claimed.length;
+            if (claimed.length < DISPATCH_BATCH) break;
+          }
+        } while (this.again);
+      } finally {
+        this.dispatching = undefined;
+      }
+      return total;
+    })();
+    return this.dispatching;
+  }
+
+  /** A run just claimed (DISPATCHED): check coverage, record, offer its first dataset. */
+  private async start(run: RunRow): Promise<void> {
+    try {
+      const coverage = await this.agreements.coverage(run.schoolId, run.extractVersionId);
+      if (!coverage.covered) {
+        await this.lifecycle.move(run.id, ['DISPATCHED'], 'FAILED', {
+          errorCode: 'run.not_covered',
+          errorMessage: `no approved agreement covers this extract version (${coverage.reason}); not retried`,
+        });
+        return;
+      }
+      await this.lifecycle.recordCurrent(run);
+      await this.offerNext(run);
+    } catch (err) {
+      this.logger.error({ err, runId: run.id }, 'dispatch failed');
+      await this.lifecycle.move(run.id, ['DISPATCHED'], 'FAILED', {
+        errorCode: 'run.dispatch_failed',
+        errorMessage: 'the control plane could not prepare the job',
+      });
+    }
+  }
+
+  /**
+   * Offers the run's next dataset that is not uploaded yet (or re-offers one already offered, with
+   * a fresh signature). Returns false when every dataset is uploaded.
+   */
+  async offerNext(run: RunRow): Promise<boolean> {
+    const job = run.jobs.find((j) => j.state === 'PENDING' || j.state === 'OFFERED');
+    if (!job) return false;
+    if (!run.agentId) return true;
+    const version = await this.prisma.client.extractVersion.findUniqueOrThrow({
+      where: { id: run.extractVersionId },
+      select: { document: true },
+    });
+    const input = this.buildJob(run, job.id, job.datasetName, version.document as unknown as ExtractDocument);
+    if ('error' in input) {
+      await this.lifecycle.move(run.id, ['DISPATCHED', 'RUNNING'], 'FAILED', {
+        errorCode: 'run.bad_parameters',
+        errorMessage: `${input.error}; not retried`,
+      });
+      return true;
+    }
+    await this.repo.transitionJob(job.id, ['PENDING', 'OFFERED'], 'OFFERED', {
+      agentId: run.agentId,
+      offeredAt: new Date(),
+    });
+    const delivered = await this.channel.offerJob(run.agentId, input);
+    if (!delivered) {
+      await this.repo.update(run.id, { waitReason: 'the school’s agent is offline; waiting for it' });
+    }
+    return true;
+  }
+
+  /**
+   * An agent (re)connected or finished a job: drop jobs it should no longer get from its pending
+   * queue, re-offer (freshly signed) what waits for it, then dispatch anything now possible.
+   */
+  async agentReady(agentId: string, schoolId: string): Promise<void> {
+    const runs = await this.repo.dispatchedForSchool(schoolId);
+    const open = new Set(
+      runs.flatMap((r) =>
+        r.jobs.filter((j) => j.state === 'OFFERED' || j.state === 'PENDING').map((j) => j.id),
+      ),
+    );
+    for (const id of await this.channel.pendingIds(agentId)) {
+      if (!open.has(id)) await this.channel.forget(agentId, id);
+    }
+    for (const run of runs) {
+      if (run.agentId !== agentId) continue;
+      if (run.jobs.some((j) => j.state === 'RUNNING')) continue;
+      await this.offerNext(run);
+    }
+    await this.dispatch();
+  }
+
+  private buildJob(
+    run: RunRow,
+    jobId: string,
+    datasetName: string,
+    doc: ExtractDocument,
+  ): JobInput | { error: string } {
+    const dataset = doc.datasets.find((d) => d.name === datasetName);
+    if (!dataset) return { error: `the extract version has no dataset "${datasetName}"` };
+    const resolved = resolveParameters(doc.parameters, run.params as Record<string, unknown>, {
+      today: londonToday(),
+    });
+    if (!resolved.ok) return { error: resolved.problems.map((p) => p.message).join('; ') };
+    try {
+      const bound = bindParameters(dataset.sql, MIS_DIALECT[doc.mis], resolved.bindings, 'colon');
+      const parameters: JobParameter[] = Object.entries(bound.named).map(([name, value]) =>
+        typeof value === 'number'
+          ? { name, type: Number.isInteger(value) ? 'integer' : 'number', value }
+          : { name, type: 'string', value },
+      );
+      const deadline = new Date(
+        Math.max(run.deadlineAt.getTime(), Date.now()) + this.config.runs.uploadGraceMs,
+      );
+      return {
+        runId: jobId,
+        extractVersionId: run.extractVersionId,
+        datasetName,
+        sql: bound.sql,
+        sqlSha256: sha256Hex(bound.sql),
+        parameters,
+        deadline: deadline.toISOString(),
+      };
+    } catch (err) {
+      if (err instanceof ParameterBindingError) return { error: err.message };
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,292 @@
+import { decryptChunk, sha256Hex, unwrapKeyForRecipient } from '@keystage/crypto';
+import { JobRejectCode } from '@keystage/protocol';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+import { AgentChannel } from '../agents/agent-channel.js';
+import {
+  AgentGateway,
+  type AgentMessageEvent,
+  type AgentMessageHandler,
+  type AgentReply,
+} from '../agents/agent-gateway.js';
+import { PlatformKeysService } from '../agents/platform-keys.service.js';
+import { CLOUD_CONFIG } from '../config/config.js';
+import type { CloudConfig } from '../config/config.schema.js';
+import { ResultStore } from '../results/result-store.js';
+import { RunDispatcher } from './run-dispatcher.js';
+import { RunLifecycle } from './run-lifecycle.js';
+import { RunQueue } from './run-queue.js';
+import { type RunJobRow, RunsRepository } from './runs.repository.js';
+
+/** Rejections worth offering again later (the agent was busy, expired in transit, no session). */
+const RETRY_REJECTS = new Set<string>([JobRejectCode.Expired, JobRejectCode.NotYetValid]);
+/** A safety net: a busy agent gets the job again as soon as it finishes its current one. */
+const REOFFER_DELAY_MS = 30_000;
+
+/**
+ * The gateway side of the run lifecycle: what agents say about jobs, recorded in PostgreSQL before
+ * the gateway answers, so an acknowledgement always means "stored". An agent can only speak about
+ * jobs dispatched to it: anything else is answered `run.unknown` and changes nothing.
+ */
+@Injectable()
+export class RunMessages implements AgentMessageHandler, OnModuleInit {
+  /** Unwrapped data keys of uploads in progress on this node. */
+  private readonly keys = new Map<string, { wrapped: string; key: Buffer }>();
+
+  constructor(
+    private readonly gateway: AgentGateway,
+    private readonly repo: RunsRepository,
+    private readonly lifecycle: RunLifecycle,
+    private readonly dispatcher: RunDispatcher,
+    private readonly channel: AgentChannel,
+    private readonly queue: RunQueue,
+    private readonly results: ResultStore,
+    private readonly platformKeys: PlatformKeysService,
+    private readonly logger: PinoLogger,
+    @Inject(CLOUD_CONFIG) private readonly config: CloudConfig,
+  ) {
+    logger.setContext('Runs');
+  }
+
+  onModuleInit(): void {
+    this.gateway.setMessageHandler(this);
+  }
+
+  async connected(agentId: string, schoolId: string): Promise<void> {
+    await this.dispatcher.agentReady(agentId, schoolId);
+  }
+
+  async handle(event: AgentMessageEvent, reply: AgentReply): Promise<void> {
+    const { message } = event;
+    if (message.type === 'job.progress') return;
+    if (!('runId' in message.body)) return;
+    const job = await this.jobOf(event.agentId, message.body.runId as string);
+    if (!job) {
+      reply('error', { code: 'run.unknown', message: 'no such run for this agent' });
+      return;
+    }
+    switch (message.type) {
+      case 'job.accept':
+        return this.accepted(job, message.body.dataKey, reply);
+      case 'job.reject':
+        return this.rejected(job, message.body);
+      case 'run.complete':
+        await this.completed(job, message.body, reply);
+        return this.dispatcher.agentReady(event.agentId, event.schoolId);
+      case 'run.failed':
+        await this.failed(job, message.body, reply);
+        return this.dispatcher.agentReady(event.agentId, event.schoolId);
+      case 'chunk':
+        return this.chunk(job, message.body, reply);
+      case 'run.resume':
+        return this.resume(job, reply);
+    }
+  }
+
+  /** Where the upload stands, as a `chunk.ack` (also the answer to `run.resume`). */
+  private ack(job: RunJobRow, nextSeq: number, reply: AgentReply): void {
+    reply('chunk.ack', { runId: job.id, nextSeq, credits: this.config.delivery.ingestCredits });
+  }
+
+  private async resume(job: RunJobRow, reply: AgentReply): Promise<void> {
+    if (job.state === 'UPLOADED') return this.ack(job, job.chunkCount ?? job.nextSeq, reply);
+    if (job.state !== 'RUNNING') {
+      reply('job.cancel', { runId: job.id, reason: `the run is ${job.run.state.toLowerCase()}` });
+      return;
+    }
+    this.ack(job, job.nextSeq, reply);
+  }
+
+  /**
+   * One chunk of an upload: checked (position, size and sha256, then authenticated decryption with
+   * the run's data key — a chunk of another run or position does not open), stored encrypted under
+   * the school's key, recorded, acknowledged. A duplicate is acknowledged again and dropped.
+   */
+  private async chunk(
+    job: RunJobRow,
+    body: { seq: number; byteLength: number; sha256: string; payload: string },
+    reply: AgentReply,
+  ): Promise<void> {
+    if (job.state === 'UPLOADED') return this.ack(job, job.chunkCount ?? job.nextSeq, reply);
+    if (job.state !== 'RUNNING' || !job.wrappedKey) {
+      reply('job.cancel', { runId: job.id, reason: 'no upload is open for this run' });
+      return;
+    }
+    if (body.seq !== job.nextSeq) {
+      if (body.seq >= job.nextSeq + this.config.delivery.ingestCredits) {
+        reply('error', { code: 'chunk.out_of_window', message: `chunk ${body.seq} is beyond the credits` });
+        return;
+      }
+      // A resend of a stored chunk, or one after a gap: say where the upload really is.
+      return this.ack(job, job.nextSeq, reply);
+    }
+    const bytes = Buffer.from(body.payload, 'base64');
+    if (bytes.length !== body.byteLength || sha256Hex(bytes) !== body.sha256) {
+      reply('error', {
+        code: 'chunk.digest_mismatch',
+        message: `chunk ${body.seq} does not match its sha256`,
+      });
+      return;
+    }
+    const dataKey = await this.dataKey(job);
+    try {
+      decryptChunk(bytes, dataKey, { runId: job.id, seq: body.seq });
+    } catch {
+      this.logger.warn({ runId: job.runId, seq: body.seq }, 'refused a chunk that does not authenticate');
+      reply('error', {
+        code: 'chunk.rejected',
+        message: `chunk ${body.seq} does not authenticate for this run and position`,
+      });
+      await this.repo.transitionJob(job.id, ['RUNNING'], 'FAILED', {
+        errorCode: 'chunk.rejected',
+        errorMessage: `chunk ${body.seq} did not authenticate`,
+      });
+      reply('job.cancel', { runId: job.id, reason: 'a chunk did not authenticate' });
+      await this.lifecycle.failOrRetry(job.run, {
+        code: 'result.chunk_rejected',
+        message: `chunk ${body.seq} of dataset ${job.datasetName} did not authenticate`,
+        retryable: true,
+      });
+      return;
+    }
+    await this.results.put(job.run.schoolId, this.results.chunkKey(job.runId, job.id, body.seq), bytes);
+    const stored = await this.repo.advanceUpload(job.id, body.seq);
+    if (stored) job.nextSeq = body.seq + 1;
+    this.ack(job, job.nextSeq, reply);
+  }
+
+  private async dataKey(job: RunJobRow): Promise<Buffer> {
+    const cached = this.keys.get(job.id);
+    if (cached && cached.wrapped === job.wrappedKey) return cached.key;
+    const wrapping = await this.platformKeys.active('result-wrapping');
+    if (job.resultKeyId !== wrapping.keyId) {
+      throw new Error('the data key was wrapped for a result key that is no longer active');
+    }
+    const key = unwrapKeyForRecipient(
+      Buffer.from(job.wrappedKey!, 'base64'),
+      wrapping.privateKeyObject,
+      job.id,
+    );
+    if (this.keys.size > 1000) this.keys.clear();
+    this.keys.set(job.id, { wrapped: job.wrappedKey!, key });
+    return key;
+  }
+
+  /** The job, if it exists and was given to this agent. */
+  private async jobOf(agentId: string, jobId: string): Promise<RunJobRow | null> {
+    if (!/^[0-9a-f-]{36}$/i.test(jobId)) return null;
+    const job = await this.repo.findJob(jobId);
+    if (!job || job.agentId !== agentId) return null;
+    return job;
+  }
+
+  private async accepted(
+    job: RunJobRow,
+    dataKey: { keyId: string; wrapped: string },
+    reply: AgentReply,
+  ): Promise<void> {
+    const open = job.run.state === 'DISPATCHED' || job.run.state === 'RUNNING';
+    if (!open || job.state === 'CANCELLED' || job.state === 'FAILED' || job.state === 'UPLOADED') {
+      reply('job.cancel', { runId: job.id, reason: `the run is ${job.run.state.toLowerCase()}` });
+      return;
+    }
+    if (job.state !== 'RUNNING' || job.wrappedKey !== dataKey.wrapped) {
+      await this.repo.transitionJob(job.id, ['PENDING', 'OFFERED', 'RUNNING'], 'RUNNING', {
+        wrappedKey: dataKey.wrapped,
+        resultKeyId: dataKey.keyId,
+        acceptedAt: new Date(),
+        nextSeq: 0,
+      });
+    }
+    await this.lifecycle.move(job.runId, ['DISPATCHED'], 'RUNNING', { waitReason: null });
+    const fresh = await this.repo.findJob(job.id);
+    if (fresh?.state === 'RUNNING') this.ack(fresh, fresh.nextSeq, reply);
+  }
+
+  private async rejected(
+    job: RunJobRow,
+    body: { code: string; message: string; retryable: boolean },
+  ): Promise<void> {
+    if (job.state !== 'OFFERED' && job.state !== 'PENDING') return;
+    if (body.retryable || RETRY_REJECTS.has(body.code)) {
+      await this.repo.transitionJob(job.id, ['OFFERED'], 'PENDING', { lastRejectCode: body.code });
+      const reason =
+        body.code === 'job.credentials_missing'
+          ? 'waiting for a supervised session at the school (no MIS credentials)'
+          : `the agent asked to try later (${body.code})`;
+      await this.repo.update(job.runId, { waitReason: reason });
+      await this.queue.tryKick(job.runId, new Date(Date.now() + REOFFER_DELAY_MS));
+      return;
+    }
+    await this.repo.transitionJob(job.id, ['OFFERED', 'PENDING'], 'FAILED', {
+      errorCode: body.code,
+      errorMessage: body.message,
+    });
+    this.logger.warn({ runId: job.runId, code: body.code }, 'the agent refused a job');
+    await this.lifecycle.move(job.runId, ['DISPATCHED', 'RUNNING'], 'FAILED', {
+      errorCode: body.code,
+      errorMessage: `the agent refused the job: ${body.message} (not retried)`,
+    });
+  }
+
+  private async completed(
+    job: RunJobRow,
+    body: { rowCount: number; chunkCount: number; byteCount: number; resultSha256: string },
+    reply: AgentReply,
+  ): Promise<void> {
+    if (job.state === 'UPLOADED') {
+      reply('run.ack', { runId: job.id, outcome: 'completed' });
+      return;
+    }
+    if (job.state !== 'RUNNING') {
+      reply('run.ack', { runId: job.id, outcome: job.state === 'CANCELLED' ? 'cancelled' : 'failed' });
+      return;
+    }
+    if (job.nextSeq < body.chunkCount) {
+      // Not everything is stored yet (a resend is under way): ask for the rest, no ack.
+      this.ack(job, job.nextSeq, reply);
+      return;
+    }
+    await this.repo.transitionJob(job.id, ['RUNNING'], 'UPLOADED', {
+      rowCount: body.rowCount,
+      chunkCount: body.chunkCount,
+      byteCount: BigInt(body.byteCount),
+      resultSha256: body.resultSha256,
+      uploadedAt: new Date(),
+    });
+    reply('run.ack', { runId: job.id, outcome: 'completed' });
+    await this.afterUpload(job.runId);
+  }
+
+  /** A dataset is in: offer the next one, or close the upload and queue processing. */
+  private async afterUpload(runId: string): Promise<void> {
+    const run = await this.repo.find(runId);
+    if (run?.state !== 'RUNNING') return;
+    if (await this.dispatcher.offerNext(run)) return;
+    const rowCount = run.jobs.reduce((n, j) => n + (j.rowCount ?? 0), 0);
+    const uploaded = await this.lifecycle.move(runId, ['RUNNING'], 'UPLOADED', { rowCount });
+    if (uploaded) await this.queue.tryProcess(runId);
+  }
+
+  private async failed(
+    job: RunJobRow,
+    body: { code: string; message: string; retryable: boolean },
+    reply: AgentReply,
+  ): Promise<void> {
+    if (job.state === 'RUNNING' || job.state === 'OFFERED') {
+      await this.repo.transitionJob(job.id, ['RUNNING', 'OFFERED'], 'FAILED', {
+        errorCode: body.code,
+        errorMessage: body.message,
+      });
+      reply('run.ack', { runId: job.id, outcome: 'failed' });
+      if (body.code !== 'run.cancelled') await this.lifecycle.failOrRetry(job.run, body);
+      return;
+    }
+    reply('run.ack', { runId: job.id, outcome: job.state === 'CANCELLED' ? 'cancelled' : 'failed' });
+  }
+
+  /** Tells the agent to stop a job (cancel, revoke). */
+  async cancelJob(agentId: string, jobId: string, reason: string): Promise<void> {
+    await this.channel.cancelJob(agentId, jobId, reason);
+  }
+}
