@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { createMessage, encodeMessage, MAX_FRAME_BYTES } from '@keystage/protocol';
+import { createMessage, encodeMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '@keystage/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { agent, tempDataDir } from './support/agent.js';
@@ -215,7 +215,11 @@ describe('bad input at the gateway door', () => {
     await waitFor(c.messages, 1);
     expect(c.messages[0]).toMatchObject({
       type: 'refused',
-      body: { code: 'protocol.version_unsupported', retryable: false, supported: { min: '1.0', max: '1.0' } },
+      body: {
+        code: 'protocol.version_unsupported',
+        retryable: false,
+        supported: { min: '1.0', max: PROTOCOL_VERSION },
+      },
     });
     expect(await c.closed).toBe(1008);
   });

@@ -3,7 +3,7 @@
  * set they get under ./demo-output, and the school's agent as a real child process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -99,8 +99,14 @@ export class PullClient {
     private readonly onReceived: (r: Received) => void,
   ) {}
 
+  /** The feed cursor is the partner's to keep: saved after every acknowledged change set. */
+  private get cursorFile(): string {
+    return join(this.dir, 'pull', '.cursor');
+  }
+
   start(intervalMs = 500): void {
     mkdirSync(join(this.dir, 'pull'), { recursive: true });
+    if (existsSync(this.cursorFile)) this.cursor = Number(readFileSync(this.cursorFile, 'utf8')) || 0;
     this.timer = setInterval(() => void this.poll(), intervalMs);
   }
 
@@ -141,6 +147,7 @@ export class PullClient {
         });
         if (!ack.ok) return;
         this.cursor = item.seq;
+        writeFileSync(this.cursorFile, String(this.cursor));
       }
     } catch {
       // The control plane is restarting: try again at the next tick.

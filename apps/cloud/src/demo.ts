@@ -7,8 +7,8 @@
  * Every default can be overridden with the same variables as production (see README).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { applyMigrations, DEFAULT_DATABASE_URL } from '@keystage/db/migrator';
 import { generate, getPreset, openMis } from '@keystage/demo-mis';
 import { LIBRARY_EXTRACTS, libraryDocumentText } from '@keystage/extract-spec';
@@ -149,10 +149,19 @@ async function startOutsideWorld(
   const { key } = await apiKeys.create(school.partner.id, keyInput, SYSTEM);
   const pull = new PullClient(server.url, school.partner.id, key, outputDir, onReceived);
   pull.start();
-  const agent = new DemoAgent(AGENT_CLI, join(STATE_DIR, 'demo-agent'));
+  // The agent's data directory belongs to one database and school: enrol again when either changed.
+  const agentDir = join(process.env.DEMO_STATE_DIR || STATE_DIR, 'demo-agent');
+  const identity = `${config.databaseUrl}|${school.id}|${misPath}`;
+  const marker = join(agentDir, '..', 'demo-agent.enrolled-for');
+  if (!existsSync(marker) || readFileSync(marker, 'utf8') !== identity) {
+    rmSync(agentDir, { recursive: true, force: true });
+  }
+  const agent = new DemoAgent(AGENT_CLI, agentDir);
   if (!agent.enrolled) {
     const { token } = await server.app.get(AgentsService).createEnrolmentToken(school.id, 1, SYSTEM);
     await agent.enrol(server.url, token, misPath);
+    mkdirSync(dirname(marker), { recursive: true, mode: 0o700 });
+    writeFileSync(marker, identity, { mode: 0o600 });
   }
   agent.start((line) => {
     if (/"level":"(warn|error)"/.test(line) && !/heartbeat/.test(line)) say(`  agent: ${line}`);

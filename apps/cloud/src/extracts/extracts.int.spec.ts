@@ -337,8 +337,11 @@ describe('data agreements', () => {
       body: { reason: 'no longer using this service' },
     });
     expect(revoked.status).toBe(200);
-    expect(revoked.body).toMatchObject({ status: 'REVOKED', runsCancelled: 1, deletionRequested: true });
+    // The run made here and the scheduled run approval planned are both stopped.
+    expect(revoked.body).toMatchObject({ status: 'REVOKED', runsCancelled: 2, deletionRequested: true });
     expect((await prisma.run.findUniqueOrThrow({ where: { id: run.id } })).state).toBe('CANCELLED');
+    expect(await prisma.run.count({ where: { agreementId: id, state: { not: 'CANCELLED' } } })).toBe(0);
+    expect(await prisma.schedule.count({ where: { agreementId: id, active: true } })).toBe(0);
     expect(await agreements.coverage(schoolA, v1)).toEqual({ covered: false, reason: 'no_agreement' });
     const actions = (
       await prisma.auditEvent.findMany({ where: { targetId: id }, orderBy: { seq: 'asc' } })
