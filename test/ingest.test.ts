@@ -1,0 +1,247 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encryptChunk, generateDataKey, generateSigningKeyPair, sha256Hex, wrapKeyForRecipient } from '@keystage/crypto';
+import { libraryDocumentText } from '@keystage/extract-spec';
+import type { Message } from '@keystage/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PlatformKeysService } from '../apps/cloud/src/agents/platform-keys.service.js';
+import { AgreementsService } from '../apps/cloud/src/agreements/agreements.service.js';
+import { ApiKeysService } from '../apps/cloud/src/api-keys/api-keys.service.js';
+import { type RunningServer, startServer } from '../apps/cloud/src/bootstrap.js';
+import { loadConfig } from '../apps/cloud/src/config/config.js';
+import { PrismaProvider } from '../apps/cloud/src/database/prisma.provider.js';
+import { ExtractsService } from '../apps/cloud/src/extracts/extracts.service.js';
+import { RunMessages } from '../apps/cloud/src/runs/run-messages.js';
+import { createTestDatabase, type TestDatabase } from './support/db.js';
+import { json } from './support/http.js';
+import { uniquePrefix } from './support/process.js';
+import { filesUnder } from './support/recompute.js';
+
+// The ingest side of the gateway, driven message by message: what a forged, replayed, corrupted or
+// misdirected chunk gets. The agent is stood in for by this test (it holds the run's data key).
+const SYSTEM = { type: 'SYSTEM' as const, id: null, requestId: null };
+let db: TestDatabase;
+let server: RunningServer;
+let prisma: PrismaProvider['client'];
+const objectsDir = mkdtempSync(join(tmpdir(), 'ks-ingest-objects-'));
+let agentId: string;
+let schoolId: string;
+let partnerA: string;
+let partnerB: string;
+let keyA: string;
+let keyB: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase('ingest');
+  server = await startServer(
+    loadConfig({
+      DATABASE_URL: db.url,
+      KEYSTAGE_SECRET: 'ingest-test-secret-'.padEnd(48, 'i'),
+      PORT: '0',
+      LOG_LEVEL: process.env.KS_LOG ?? 'silent',
+      REDIS_PREFIX: uniquePrefix('ingest'),
+      OBJECT_STORE_DIR: objectsDir,
+      RUN_SWEEP_INTERVAL_MS: '60000',
+    }),
+  );
+  prisma = server.app.get(PrismaProvider).client;
+  const school = await prisma.school.create({
+    data: { urn: '400001', laEstab: '873/7001', name: 'Ingest School', misType: 'DEMO_SQLITE' },
+  });
+  schoolId = school.id;
+  const agent = await prisma.agent.create({
+    data: { schoolId, publicKey: generateSigningKeyPair().publicKey },
+  });
+  agentId = agent.id;
+  partnerA = (await prisma.partner.create({ data: { slug: 'ingest-a', name: 'A' } })).id;
+  partnerB = (await prisma.partner.create({ data: { slug: 'ingest-b', name: 'B' } })).id;
+  const keys = server.app.get(ApiKeysService);
+  keyA = (await keys.create(partnerA, { name: 'a', scopes: ['deliveries:read', 'runs:read'] }, SYSTEM)).key;
+  keyB = (await keys.create(partnerB, { name: 'b', scopes: ['deliveries:read', 'runs:read'] }, SYSTEM)).key;
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await db?.drop();
+});
+
+/** A run of the library extract at the school, its first dataset accepted with `dataKey`. */
+async function acceptedJob(dataKey: Buffer) {
+  const version = await server.app
+    .get(ExtractsService)
+    .publish(partnerA, libraryDocumentText('school-library'), SYSTEM);
+  const agreements = server.app.get(AgreementsService);
+  const asked = await agreements.request(
+    partnerA,
+    {
+      schoolId,
+      extractVersionIds: [version.id],
+      purpose: 'ingest test',
+      lawfulBasis: 'public_task',
+      retentionDays: 7,
+    },
+    SYSTEM,
+  );
+  await agreements.approve(schoolId, asked.id, 'ok', SYSTEM).catch(() => undefined);
+  const jobId = randomUUID();
+  const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
+  const run = await prisma.run.create({
+    data: {
+      partnerId: partnerA,
+      schoolId,
+      agreementId: asked.id,
+      extractVersionId: version.id,
+      agentId,
+      trigger: 'MANUAL',
+      state: 'RUNNING',
+      paramsHash: 'a'.repeat(64),
+      dueAt: new Date(),
+      deadlineAt: new Date(Date.now() + 3600_000),
+      jobs: {
+        create: {
+          id: jobId,
+          datasetName: 'pupils',
+          position: 0,
+          state: 'RUNNING',
+          agentId,
+          resultKeyId: resultKey.keyId,
+          wrappedKey: wrapKeyForRecipient(dataKey, resultKey.publicKey, jobId).toString('base64'),
+        },
+      },
+    },
+  });
+  return { runId: run.id, jobId };
+}
+
+/** Hands one message to the gateway's run handler as if agent `from` had sent it; returns the replies. */
+async function send(type: string, body: Record<string, unknown>, from = agentId) {
+  const replies: { type: string; body: Record<string, unknown> }[] = [];
+  const message = { id: randomUUID(), type, protocolVersion: '1.1', sentAt: new Date().toISOString(), body } as unknown as Message;
+  await server.app
+    .get(RunMessages)
+    .handle({ agentId: from, schoolId, message }, (t, b) => replies.push({ type: t, body: b as Record<string, unknown> }));
+  return replies;
+}
+
+function chunk(runId: string, seq: number, bytes: Buffer) {
+  return { runId, seq, byteLength: bytes.length, sha256: sha256Hex(bytes), payload: bytes.toString('base64') };
+}
+
+describe('chunk ingest', () => {
+  it('stores a good chunk encrypted, acknowledges it, and takes a replay of it as a harmless duplicate', async () => {
+    const dataKey = generateDataKey();
+    const { jobId } = await acceptedJob(dataKey);
+    const sealed = encryptChunk(Buffer.from('rows of chunk zero'), dataKey, { runId: jobId, seq: 0 });
+    expect(await send('chunk', chunk(jobId, 0, sealed))).toEqual([
+      { type: 'chunk.ack', body: expect.objectContaining({ runId: jobId, nextSeq: 1 }) },
+    ]);
+    const stored = filesUnder(objectsDir).filter((f) => f.includes(jobId));
+    expect(stored).toHaveLength(1);
+    // A replay of the same chunk: acknowledged again, not stored twice, position unchanged.
+    expect(await send('chunk', chunk(jobId, 0, sealed))).toEqual([
+      { type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 1 }) },
+    ]);
+    expect(filesUnder(objectsDir).filter((f) => f.includes(jobId))).toHaveLength(1);
+    expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).nextSeq).toBe(1);
+  });
+
+  it('refuses a chunk whose bytes do not match its sha256, and keeps the upload where it was', async () => {
+    const dataKey = generateDataKey();
+    const { jobId } = await acceptedJob(dataKey);
+    const sealed = encryptChunk(Buffer.from('chunk'), dataKey, { runId: jobId, seq: 0 });
+    const bad = chunk(jobId, 0, sealed);
+    bad.sha256 = sha256Hex(Buffer.from('something else'));
+    const replies = await send('chunk', bad);
+    expect(replies[0]).toMatchObject({ type: 'error', body: { code: 'chunk.digest_mismatch' } });
+    expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).nextSeq).toBe(0);
+  });
+
+  it('refuses a chunk replayed from another run or position (it does not authenticate) and retries the run', async () => {
+    const dataKey = generateDataKey();
+    const { jobId, runId } = await acceptedJob(dataKey);
+    // Sealed for position 5: presented as position 0 it does not open.
+    const moved = encryptChunk(Buffer.from('chunk'), dataKey, { runId: jobId, seq: 5 });
+    const replies = await send('chunk', chunk(jobId, 0, moved));
+    expect(replies.map((r) => r.type)).toEqual(['error', 'job.cancel']);
+    expect(replies[0]!.body).toMatchObject({ code: 'chunk.rejected' });
+    // The run is retried from scratch: its job waits again, its data key forgotten.
+    const run = await prisma.run.findUniqueOrThrow({ where: { id: runId } });
+    expect(run.state).toBe('SCHEDULED');
+    expect(run.attempt).toBe(1);
+    expect(run.errorCode).toBe('result.chunk_rejected');
+    const job = await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } });
+    expect(job).toMatchObject({ state: 'PENDING', wrappedKey: null, nextSeq: 0 });
+    expect(filesUnder(objectsDir).filter((f) => f.includes(jobId))).toHaveLength(0);
+
+    // Sealed with another run's key: refused the same way.
+    const other = await acceptedJob(generateDataKey());
+    const foreign = encryptChunk(Buffer.from('chunk'), dataKey, { runId: other.jobId, seq: 0 });
+    const again = await send('chunk', chunk(other.jobId, 0, foreign));
+    expect(again[0]).toMatchObject({ type: 'error', body: { code: 'chunk.rejected' } });
+  });
+
+  it('answers run.unknown to an agent speaking of a job that is not its own', async () => {
+    const dataKey = generateDataKey();
+    const { jobId } = await acceptedJob(dataKey);
+    const sealed = encryptChunk(Buffer.from('chunk'), dataKey, { runId: jobId, seq: 0 });
+    const intruder = await prisma.agent.create({
+      data: { schoolId, publicKey: generateSigningKeyPair().publicKey },
+    });
+    const replies = await send('chunk', chunk(jobId, 0, sealed), intruder.id);
+    expect(replies).toEqual([{ type: 'error', body: expect.objectContaining({ code: 'run.unknown' }) }]);
+    expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).nextSeq).toBe(0);
+  });
+
+  it('does not complete a dataset before every chunk is stored', async () => {
+    const dataKey = generateDataKey();
+    const { jobId } = await acceptedJob(dataKey);
+    const replies = await send('run.complete', {
+      runId: jobId,
+      rowCount: 10,
+      chunkCount: 2,
+      byteCount: 100,
+      resultSha256: 'b'.repeat(64),
+      startedAt: new Date().toISOString(),
+      finishedAt: new Date().toISOString(),
+      timings: { queryMs: 1, streamMs: 1, totalMs: 2 },
+    });
+    expect(replies).toEqual([{ type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 0 }) }]);
+    expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).state).toBe('RUNNING');
+  });
+});
+
+describe('feeds are the partner’s own', () => {
+  it('partner B cannot read partner A’s feed, deliveries or change-set content', async () => {
+    const feedA = await fetch(`${server.url}/partners/${partnerA}/feed`, { headers: { 'x-api-key': keyA } });
+    expect(feedA.status).toBe(200);
+    for (const path of [
+      `/partners/${partnerA}/feed`,
+      `/partners/${partnerA}/deliveries`,
+      `/partners/${partnerA}/deliveries/${randomUUID()}/content`,
+    ]) {
+      const res = await fetch(`${server.url}${path}`, { headers: { 'x-api-key': keyB } });
+      expect(res.status, path).toBe(403);
+    }
+    // A's delivery id through B's own path: not found (scoped by partner), not A's data.
+    const delivery = await prisma.delivery.create({
+      data: {
+        runId: (await prisma.run.findFirstOrThrow({ where: { partnerId: partnerA } })).id,
+        partnerId: partnerA,
+        schoolId,
+        extractId: (await prisma.extract.findFirstOrThrow({ where: { partnerId: partnerA } })).id,
+        sink: 'PULL',
+        format: 'ndjson',
+        idempotencyKey: randomUUID(),
+        objectKey: 'changesets/x/y.ndjson',
+        contentType: 'application/x-ndjson',
+      },
+    });
+    const res = await fetch(`${server.url}/partners/${partnerB}/deliveries/${delivery.id}/content`, {
+      headers: { 'x-api-key': keyB },
+    });
+    expect(res.status).toBe(404);
+    expect((await json(res)).code).toBe('delivery.not_found');
+  });
+});
