@@ -69,7 +69,7 @@ credentials
         2,
       );
     }
-    state.mis = { kind: opts.kind, location: opts.location };
+    state.mis = { kind: opts.kind, location: opts.location, ...(opts.password ? {} : { noPassword: true }) };
     state.misKind = opts.kind;
     saveState(dir, state);
     if (opts.password) {
@@ -133,7 +133,7 @@ program
       openMis: () => {
         if (!state.mis) return undefined;
         const pw = currentPassword();
-        if (pw === undefined && state.mis.kind !== 'DEMO_SQLITE') return undefined;
+        if (pw === undefined && state.mis.kind !== 'DEMO_SQLITE' && !state.mis.noPassword) return undefined;
         return openMisSession(state.mis, pw).then((s) => {
           misVersion = s.serverVersion ?? misVersion;
           return s;
@@ -153,7 +153,8 @@ program
       misKind: state.mis?.kind ?? state.misKind,
       supervised: opts.supervised === true,
       credentialsReady: () =>
-        state.mis !== undefined && (currentPassword() !== undefined || state.mis.kind === 'DEMO_SQLITE'),
+        state.mis !== undefined &&
+        (currentPassword() !== undefined || state.mis.kind === 'DEMO_SQLITE' || state.mis.noPassword === true),
       misVersion: () => misVersion,
       heartbeatIntervalMs: heartbeat,
     });

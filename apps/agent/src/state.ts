@@ -23,6 +23,8 @@ export interface MisSettings {
   /** sqlite: a file path; postgres/mysql/mssql: a URL without the password. */
   location: string;
   user?: string;
+  /** Set with `credentials set --no-password`: the MIS takes no password (trust or peer auth). */
+  noPassword?: boolean;
 }
 
 export const STATE_FILE = 'agent.json';

@@ -96,11 +96,12 @@ export class RunDispatcher {
   }
 
   /**
-   * Offers the run's next dataset that is not uploaded yet (or re-offers one already offered, with
-   * a fresh signature). Returns false when every dataset is uploaded.
+   * Offers the run's next dataset that is not uploaded yet (or re-offers one already offered, or
+   * being uploaded, with a fresh signature: an agent that restarted has lost it, one that holds it
+   * accepts again with the same data key). Returns false when every dataset is uploaded.
    */
   async offerNext(run: RunRow): Promise<boolean> {
-    const job = run.jobs.find((j) => j.state === 'PENDING' || j.state === 'OFFERED');
+    const job = run.jobs.find((j) => j.state === 'PENDING' || j.state === 'OFFERED' || j.state === 'RUNNING');
     if (!job) return false;
     if (!run.agentId) return true;
     const version = await this.prisma.client.extractVersion.findUniqueOrThrow({
@@ -115,12 +116,14 @@ export class RunDispatcher {
       });
       return true;
     }
-    await this.repo.transitionJob(job.id, ['PENDING', 'OFFERED'], 'OFFERED', {
-      agentId: run.agentId,
-      offeredAt: new Date(),
-    });
+    if (job.state !== 'RUNNING') {
+      await this.repo.transitionJob(job.id, ['PENDING', 'OFFERED'], 'OFFERED', {
+        agentId: run.agentId,
+        offeredAt: new Date(),
+      });
+    }
     const delivered = await this.channel.offerJob(run.agentId, input);
-    if (!delivered) {
+    if (!delivered && job.state !== 'RUNNING') {
       await this.repo.update(run.id, { waitReason: 'the school’s agent is offline; waiting for it' });
     }
     return true;
@@ -128,7 +131,8 @@ export class RunDispatcher {
 
   /**
    * An agent (re)connected or finished a job: drop jobs it should no longer get from its pending
-   * queue, re-offer (freshly signed) what waits for it, then dispatch anything now possible.
+   * queue, re-offer (freshly signed) what waits for it — including a dataset it was uploading, which
+   * a restarted agent no longer has — then dispatch anything now possible.
    */
   async agentReady(agentId: string, schoolId: string): Promise<void> {
     const runs = await this.repo.dispatchedForSchool(schoolId);
@@ -142,7 +146,6 @@ export class RunDispatcher {
     }
     for (const run of runs) {
       if (run.agentId !== agentId) continue;
-      if (run.jobs.some((j) => j.state === 'RUNNING')) continue;
       await this.offerNext(run);
     }
     await this.dispatch();

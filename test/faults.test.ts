@@ -1,0 +1,557 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createPrismaClient } from '@keystage/db';
+import { generateToSqlite } from '@keystage/demo-mis';
+import { libraryDocumentText } from '@keystage/extract-spec';
+import { parseSchedule, planNext } from '@keystage/schedule';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentsService } from '../apps/cloud/src/agents/agents.service.js';
+import { AgreementsService } from '../apps/cloud/src/agreements/agreements.service.js';
+import { ApiKeysService } from '../apps/cloud/src/api-keys/api-keys.service.js';
+import { startServer } from '../apps/cloud/src/bootstrap.js';
+import { loadConfig } from '../apps/cloud/src/config/config.js';
+import { DeliveryService } from '../apps/cloud/src/deliveries/delivery.service.js';
+import { type Received, WebhookReceiver } from '../apps/cloud/src/demo-partner.js';
+import { ExtractsService } from '../apps/cloud/src/extracts/extracts.service.js';
+import { agent, tempDataDir } from './support/agent.js';
+import { createTestDatabase, type TestDatabase } from './support/db.js';
+import { json } from './support/http.js';
+import { killAll, type Spawned, spawnProcess, uniquePrefix } from './support/process.js';
+
+// Faults in the run pipeline, with real processes: control planes started as `apps/cloud/dist/main.js`
+// with their own roles, a real agent process, the demo MIS in SQLite, the partner's webhook receiver.
+// Each scenario gets its own database, Redis prefix, object store and school; PostgreSQL is read
+// directly to follow runs (the API node may be the process that is killed). Run after `pnpm build`.
+const MAIN = resolve(import.meta.dirname, '../apps/cloud/dist/main.js');
+const DEMO_MIS = resolve(import.meta.dirname, '../packages/demo-mis/dist/cli.js');
+const SYSTEM = { type: 'SYSTEM' as const, id: null, requestId: null };
+const work = mkdtempSync(join(tmpdir(), 'ks-faults-'));
+const misTemplate = join(work, 'template.sqlite');
+const TERMINAL = ['DELIVERED', 'FAILED', 'MISSED', 'CANCELLED'];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Prisma = ReturnType<typeof createPrismaClient>;
+
+beforeAll(async () => {
+  await generateToSqlite(misTemplate, { preset: 'tiny', seed: 29 });
+}, 60_000);
+
+afterAll(() => {
+  killAll();
+});
+
+// ─── Extract documents ──────────────────────────────────────────────────────
+
+/** A window 11–12 hours from now, so that no scheduled run of these extracts falls due in the test. */
+function farWindow(): string {
+  const hour = new Intl.DateTimeFormat('en-GB', {
+    timeZone: 'Europe/London',
+    hour: '2-digit',
+    hourCycle: 'h23',
+  }).format(new Date(Date.now() + 12 * 3600_000));
+  return `{ days: [mon, tue, wed, thu, fri, sat, sun], from: "${hour}:00", to: "${hour}:30" }`;
+}
+
+/** The label the bulk extract gives row `n` (computed by SQLite, checked here). */
+const labelOf = (n: number) => `row-${n}-${(n * 7919) % 100_003}-abcdefghijklmnopqrstuvwxyz`;
+
+/** `rows` synthetic rows from a recursive CTE: an upload of many chunks, checkable row by row. */
+function bulkExtract(name: string, rows: number, options: { delta?: string; schedule?: string } = {}) {
+  return `keystage: extract/v1
+name: ${name}
+description: ${rows} synthetic rows.
+mis: DEMO_SQLITE
+datasets:
+  - name: rows
+    description: One row per number.
+    key: [n]
+    delta: ${options.delta ?? 'changes_and_deletions'}
+    columns:
+      - { name: n, type: integer, description: The number, category: none }
+      - { name: label, type: string, description: A label made from it, category: none }
+    sql: >-
+      WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < ${rows})
+      SELECT n, 'row-' || n || '-' || ((n * 7919) % 100003) || '-abcdefghijklmnopqrstuvwxyz' AS label FROM c
+delivery: { format: ndjson, target: webhook }
+schedule:
+${options.schedule ?? `  windows:\n    - ${farWindow()}`}
+`;
+}
+
+/** The library's parent-messaging extract (pupils, contacts, staff; webhook), on a far schedule. */
+function messagingExtract(name: string) {
+  return libraryDocumentText('parent-messaging')
+    .replace(/^name: parent-messaging$/m, `name: ${name}`)
+    .replace(/\nschedule:[\s\S]*$/, `\nschedule:\n  windows:\n    - ${farWindow()}\n`);
+}
+
+// ─── Helpers ────────────────────────────────────────────────────────────────
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Polls until `probe` returns something truthy; fails with `describe()` after the timeout. */
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = 30_000,
+  describeState: () => Promise<string> | string = () => '',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${await describeState()}`);
+    await sleep(50);
+  }
+}
+
+interface Node {
+  label: string;
+  url: string;
+  port: number;
+  proc: Spawned;
+}
+
+/** One fault scenario: a database, a Redis prefix, an object store, a school with an agent, a partner. */
+class Scenario {
+  readonly prefix: string;
+  readonly secret = `faults-secret-${randomUUID()}`;
+  readonly dir: string;
+  readonly objectsDir: string;
+  readonly misPath: string;
+  readonly dataDir: string;
+  readonly statementLog: string;
+  readonly procs: Spawned[] = [];
+  readonly nodes: Node[] = [];
+  readonly received: Received[] = [];
+  readonly receiver: WebhookReceiver;
+  prisma!: Prisma;
+  db!: TestDatabase;
+  partnerId = '';
+  schoolId = '';
+  agentId = '';
+  key = '';
+  extractIds: Record<string, string> = {};
+  agentProc: Spawned | undefined;
+  agents: Spawned[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly redisUrl = 'redis://127.0.0.1:6379',
+  ) {
+    this.prefix = uniquePrefix(`faults-${name}`);
+    this.dir = join(work, name);
+    mkdirSync(this.dir, { recursive: true });
+    this.objectsDir = join(this.dir, 'objects');
+    this.misPath = join(this.dir, 'school.sqlite');
+    this.dataDir = tempDataDir(`faults-${name}`);
+    this.statementLog = join(this.dir, 'statements.log');
+    this.receiver = new WebhookReceiver(join(this.dir, 'partner'), (r) => this.received.push(r));
+  }
+
+  /**
+   * Seeds everything through the services of an in-process control plane with the api role only
+   * (stopped afterwards): the extracts published, approved by the school, an API key, the webhook,
+   * the agent enrolled and its MIS configured. `chooseSchoolId` may pick the school's id once the
+   * extracts exist (the scheduler places runs by school and extract).
+   */
+  async seed(
+    extracts: Record<string, string>,
+    chooseSchoolId?: (extractIds: Record<string, string>) => string,
+  ): Promise<void> {
+    this.db = await createTestDatabase(`faults_${this.name}`);
+    this.prisma = createPrismaClient(this.db.url);
+    copyFileSync(misTemplate, this.misPath);
+    const seeder = await startServer(
+      loadConfig({
+        DATABASE_URL: this.db.url,
+        KEYSTAGE_SECRET: this.secret,
+        PORT: '0',
+        LOG_LEVEL: process.env.KS_LOG ?? 'silent',
+        REDIS_URL: this.redisUrl,
+        REDIS_PREFIX: this.prefix,
+        KEYSTAGE_ROLES: 'api',
+        OBJECT_STORE_DIR: this.objectsDir,
+        WEBHOOK_ALLOW_HTTP: 'true',
+      }),
+    );
+    try {
+      const app = seeder.app;
+      const partner = await this.prisma.partner.create({
+        data: { slug: `faults-${this.name}`, name: `Faults ${this.name}` },
+      });
+      this.partnerId = partner.id;
+      const versions: string[] = [];
+      for (const [name, text] of Object.entries(extracts)) {
+        const v = await app.get(ExtractsService).publish(partner.id, text, SYSTEM);
+        versions.push(v.id);
+        this.extractIds[name] = v.extractId;
+      }
+      const school = await this.prisma.school.create({
+        data: {
+          ...(chooseSchoolId ? { id: chooseSchoolId(this.extractIds) } : {}),
+          urn: String(400_000 + Math.floor(Math.random() * 99_999)),
+          laEstab: '873/7001',
+          name: `Faults School ${this.name}`,
+          misType: 'DEMO_SQLITE',
+        },
+      });
+      this.schoolId = school.id;
+      const agreements = app.get(AgreementsService);
+      const asked = await agreements.request(
+        partner.id,
+        {
+          schoolId: school.id,
+          extractVersionIds: versions,
+          purpose: 'fault tests',
+          lawfulBasis: 'public_task',
+          retentionDays: 7,
+        },
+        SYSTEM,
+      );
+      await agreements.approve(school.id, asked.id, 'ok', SYSTEM);
+      ({ key: this.key } = await app
+        .get(ApiKeysService)
+        .create(partner.id, { name: 'faults', scopes: ['runs:read', 'runs:write', 'deliveries:read'] }, SYSTEM));
+      const hook = await app.get(DeliveryService).setWebhook(partner.id, await this.receiver.start(), SYSTEM);
+      this.receiver.secrets = [hook.secret!];
+      const { token } = await app.get(AgentsService).createEnrolmentToken(school.id, 1, SYSTEM);
+      const enrol = agent(this.dataDir, [
+        'enrol',
+        '--url',
+        seeder.url,
+        '--token',
+        token,
+        '--mis-kind',
+        'DEMO_SQLITE',
+      ]);
+      const [, agentId] = await enrol.waitFor(/enrolled as agent ([0-9a-f-]{36})/);
+      this.agentId = agentId!;
+      expect((await enrol.exited()).code).toBe(0);
+      const configure = agent(this.dataDir, [
+        'credentials',
+        'set',
+        '--kind',
+        'DEMO_SQLITE',
+        '--location',
+        this.misPath,
+        '--no-password',
+      ]);
+      expect((await configure.exited()).code).toBe(0);
+    } finally {
+      await seeder.stop();
+    }
+  }
+
+  /** Starts `apps/cloud/dist/main.js` with the given roles, sharing the scenario's database and Redis. */
+  async startNode(label: string, roles: string, port: number, env: Record<string, string> = {}) {
+    const proc = spawnProcess([MAIN], {
+      DATABASE_URL: this.db.url,
+      KEYSTAGE_SECRET: this.secret,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      REDIS_URL: this.redisUrl,
+      REDIS_PREFIX: this.prefix,
+      KEYSTAGE_ROLES: roles,
+      OBJECT_STORE_DIR: this.objectsDir,
+      WORK_DIR: join(this.dir, `work-${label}`),
+      FILE_DROP_DIR: join(this.dir, 'file-drop'),
+      WEBHOOK_ALLOW_HTTP: 'true',
+      WEBHOOK_RETRY_BASE_MS: '200',
+      AGENT_HEARTBEAT_INTERVAL_MS: '1000',
+      RUN_SWEEP_INTERVAL_MS: '1000',
+      SHUTDOWN_TIMEOUT_MS: '5000',
+      ...env,
+    });
+    this.procs.push(proc);
+    const [, url] = await proc.waitFor(/listening on (http:\/\/\S+)/, 45_000);
+    const node = { label, url: url!, port, proc };
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** Points the enrolled agent at a control plane (as if it had enrolled there) and starts it. */
+  async startAgent(cloudUrl: string) {
+    const file = join(this.dataDir, 'agent.json');
+    const state = JSON.parse(readFileSync(file, 'utf8')) as { cloudUrl: string };
+    state.cloudUrl = cloudUrl;
+    writeFileSync(file, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    const proc = agent(this.dataDir, ['run'], {
+      KEYSTAGE_AGENT_HEARTBEAT_MS: '500',
+      KEYSTAGE_AGENT_STATEMENT_LOG: this.statementLog,
+    });
+    this.procs.push(proc);
+    this.agents.push(proc);
+    this.agentProc = proc;
+    await proc.waitFor(/"authenticated"/, 30_000);
+    return proc;
+  }
+
+  async api(base: string, method: string, path: string, body?: unknown) {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        'x-api-key': this.key,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: await json(res) };
+  }
+
+  async runNow(base: string, extract: string): Promise<string> {
+    const res = await this.api(base, 'POST', `/partners/${this.partnerId}/runs`, {
+      schoolId: this.schoolId,
+      extractId: this.extractIds[extract],
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body.id as string;
+  }
+
+  run(runId: string) {
+    return this.prisma.run.findUniqueOrThrow({
+      where: { id: runId },
+      include: { jobs: { orderBy: { position: 'asc' } }, deliveries: true },
+    });
+  }
+
+  /** What the processes said, for a failure message. */
+  async explain(runId?: string): Promise<string> {
+    const run = runId ? await this.run(runId).catch(() => null) : null;
+    const tail = (p: Spawned) => p.output().split('\n').slice(-25).join('\n');
+    return [
+      run ? `run: ${JSON.stringify(run, (_k, v) => (typeof v === 'bigint' ? Number(v) : v), 1)}` : '',
+      ...this.nodes.map((n) => `--- node ${n.label} (exit ${n.proc.child.exitCode}):\n${tail(n.proc)}`),
+      ...(this.agentProc ? [`--- agent:\n${tail(this.agentProc)}`] : []),
+    ].join('\n');
+  }
+
+  async waitForRun(runId: string, states: string[], timeoutMs = 60_000) {
+    return until(
+      `run ${runId} to be ${states.join('/')}`,
+      async () => {
+        const run = await this.run(runId);
+        if (states.includes(run.state)) return run;
+        if (TERMINAL.includes(run.state)) {
+          throw new Error(`run ${runId} ended ${run.state}: ${run.errorMessage}\n${await this.explain(runId)}`);
+        }
+        return null;
+      },
+      timeoutMs,
+      () => this.explain(runId),
+    );
+  }
+
+  /** Waits until the run's (first) upload has some chunks stored, and returns how many. */
+  midUpload(runId: string) {
+    return until(
+      `run ${runId} to be uploading`,
+      async () => {
+        const run = await this.run(runId);
+        const job = run.jobs[0]!;
+        return run.state === 'RUNNING' && job.state === 'RUNNING' && job.nextSeq > 0 ? job.nextSeq : null;
+      },
+      60_000,
+      () => this.explain(runId),
+    );
+  }
+
+  /** Audit entries of the run, by action. */
+  async audit(runId: string): Promise<Map<string, number>> {
+    const rows = await this.prisma.auditEvent.findMany({ where: { targetId: runId }, select: { action: true } });
+    const counts = new Map<string, number>();
+    for (const r of rows) counts.set(r.action, (counts.get(r.action) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Webhook POSTs received per idempotency key (duplicates included). */
+  receivedCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const r of this.received) counts.set(r.key, (counts.get(r.key) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Every delivery of the run reached the receiver exactly once, and nothing else of the run did. */
+  async expectDeliveredOnce(runId: string) {
+    const deliveries = await this.prisma.delivery.findMany({ where: { runId } });
+    expect(deliveries.length).toBeGreaterThan(0);
+    const counts = this.receivedCounts();
+    for (const d of deliveries) {
+      expect(d.state, d.idempotencyKey).toBe('DELIVERED');
+      expect(d.idempotencyKey).toBe(`${runId}.${d.datasetName}`);
+      expect(counts.get(d.idempotencyKey), d.idempotencyKey).toBe(1);
+    }
+    const ofRun = [...counts.keys()].filter((k) => k.startsWith(`${runId}.`));
+    expect(ofRun.sort()).toEqual(deliveries.map((d) => d.idempotencyKey).sort());
+    expect(this.received.filter((r) => r.duplicate)).toEqual([]);
+    return deliveries;
+  }
+
+  /** The NDJSON change set the receiver wrote for a key: every change, after the header line. */
+  changes(key: string): { op: string; key: Record<string, unknown>; row?: Record<string, unknown> }[] {
+    const file = this.received.find((r) => r.key === key)!.file;
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .slice(1)
+      .map((l) => JSON.parse(l));
+  }
+
+  /** The bulk extract's change set holds exactly rows 1…n, as inserts, each once. */
+  expectBulkRows(key: string, n: number) {
+    const changes = this.changes(key);
+    expect(changes).toHaveLength(n);
+    const seen = new Set<number>();
+    for (const c of changes) {
+      expect(c.op).toBe('insert');
+      const k = Number(c.row!.n);
+      expect(c.row!.label).toBe(labelOf(k));
+      seen.add(k);
+    }
+    expect(seen.size).toBe(n);
+    for (let i = 1; i <= n; i++) if (!seen.has(i)) expect.fail(`row ${i} is missing`);
+  }
+
+  /** Lines in the agent's statement log per job: how often the MIS was really queried. */
+  statements(): Map<string, number> {
+    const counts = new Map<string, number>();
+    let text = '';
+    try {
+      text = readFileSync(this.statementLog, 'utf8');
+    } catch {
+      return counts;
+    }
+    for (const m of text.matchAll(/ run=([0-9a-f-]{36}) /g)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
+    return counts;
+  }
+
+  async close() {
+    for (const p of this.procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await Promise.all(this.procs.map((p) => p.exited().catch(() => undefined)));
+    await this.receiver.stop();
+    await this.prisma?.$disconnect();
+    await this.db?.drop();
+  }
+}
+
+async function kill(proc: Spawned, signal: NodeJS.Signals = 'SIGKILL') {
+  proc.child.kill(signal);
+  return proc.exited(15_000);
+}
+
+// ─── 1. Two gateway processes ───────────────────────────────────────────────
+
+describe('two gateway processes', () => {
+  const s = new Scenario('gateways');
+  let a: Node;
+  let b: Node;
+  beforeAll(async () => {
+    await s.seed({ messaging: messagingExtract('gw-messaging') });
+    const [portA, portB] = [await freePort(), await freePort()];
+    [a, b] = await Promise.all([
+      s.startNode('A', 'api,worker,gateway', portA),
+      s.startNode('B', 'gateway', portB),
+    ]);
+    await s.startAgent(b.url);
+  }, 120_000);
+  afterAll(() => s.close());
+
+  it('a run started through A’s API reaches the agent connected to B and is delivered once', async () => {
+    const [connected] = await b.proc.waitFor(/.*"msg":"agent connected".*/);
+    expect(connected).toContain(`"agentId":"${s.agentId}"`);
+    expect(a.proc.output()).not.toMatch(/"msg":"agent connected"/);
+    const runId = await s.runNow(a.url, 'messaging');
+    const run = await s.waitForRun(runId, ['DELIVERED'], 60_000);
+    expect(run.agentId).toBe(s.agentId);
+    expect(run.jobs.length).toBe(3);
+    expect(run.jobs.every((j) => j.state === 'UPLOADED' && j.agentId === s.agentId)).toBe(true);
+    await s.expectDeliveredOnce(runId);
+    // B took the agent's side of the run (accept, chunks, completion); A dispatched and processed it.
+    const lines = (n: Node, msg: string) =>
+      n.proc
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(runId) && l.includes(`"msg":"${msg}"`));
+    expect(lines(b, 'run running')).toHaveLength(1);
+    expect(lines(b, 'run uploaded')).toHaveLength(1);
+    expect(lines(a, 'run running')).toHaveLength(0);
+    expect(lines(a, 'run dispatched')).toHaveLength(1);
+    expect(lines(a, 'run processed')).toHaveLength(1);
+    expect(s.agentProc!.output()).toContain(`"url":"ws://127.0.0.1:${b.port}/agent"`);
+  }, 90_000);
+});
+
+// ─── 4 and 5. Kill the agent, then the control plane, mid-upload ────────────
+
+describe('a crash mid-upload', () => {
+  const ROWS = 200_000;
+  const s = new Scenario('ingest');
+  let node: Node;
+  let port: number;
+  beforeAll(async () => {
+    await s.seed({ a: bulkExtract('bulk-a', ROWS), b: bulkExtract('bulk-b', ROWS) });
+    port = await freePort();
+    node = await s.startNode('N', 'api,gateway,worker', port);
+    await s.startAgent(node.url);
+  }, 120_000);
+  afterAll(() => s.close());
+
+  it('agent killed: the restarted agent is offered the job again, uploads afresh, delivered once', async () => {
+    const runId = await s.runNow(node.url, 'a');
+    const t0 = Date.now();
+    const stored = await s.midUpload(runId);
+    const first = s.agentProc!;
+    await kill(first);
+    const killedAt = await s.run(runId);
+    console.warn(`agent killed after ${Date.now() - t0} ms at chunk ${stored} / ${killedAt.jobs[0]!.nextSeq}`);
+    expect(killedAt.state).toBe('RUNNING');
+    expect(killedAt.jobs[0]!.state).toBe('RUNNING');
+    const keyBefore = killedAt.jobs[0]!.wrappedKey;
+    await s.startAgent(node.url);
+    const run = await s.waitForRun(runId, ['DELIVERED'], 90_000);
+    const job = run.jobs[0]!;
+    console.warn(`delivered after ${Date.now() - t0} ms; ${job.chunkCount} chunks, upload ${job.uploadedAt!.getTime() - job.acceptedAt!.getTime()} ms`);
+    expect(job.state).toBe('UPLOADED');
+    expect(job.rowCount).toBe(ROWS);
+    // The restarted agent accepted with a new data key and sent everything again.
+    expect(job.wrappedKey).not.toBe(keyBefore);
+    expect(s.statements().get(job.id)).toBe(2);
+    expect(run.attempt).toBe(0);
+    const [delivery] = await s.expectDeliveredOnce(runId);
+    s.expectBulkRows(delivery!.idempotencyKey, ROWS);
+  }, 120_000);
+
+  it('control plane killed: restarted on the same address, the agent resumes, delivered once', async () => {
+    const runId = await s.runNow(node.url, 'b');
+    const t0 = Date.now();
+    await s.midUpload(runId);
+    await kill(node.proc);
+    const killedAt = await s.run(runId);
+    console.warn(`node killed after ${Date.now() - t0} ms at chunk ${killedAt.jobs[0]!.nextSeq}`);
+    expect(killedAt.state).toBe('RUNNING');
+    node = await s.startNode('N2', 'api,gateway,worker', port);
+    const run = await s.waitForRun(runId, ['DELIVERED'], 90_000);
+    console.warn(`delivered after ${Date.now() - t0} ms; ${run.jobs[0]!.chunkCount} chunks, upload ${run.jobs[0]!.uploadedAt!.getTime() - run.jobs[0]!.acceptedAt!.getTime()} ms`);
+    expect(run.jobs[0]!.rowCount).toBe(ROWS);
+    expect(run.jobs[0]!.wrappedKey).toBe(killedAt.jobs[0]!.wrappedKey);
+    // The same agent process kept the job and resumed it: the MIS was queried once.
+    expect(s.statements().get(run.jobs[0]!.id)).toBe(1);
+    expect(s.agentProc!.child.exitCode).toBeNull();
+    const [delivery] = await s.expectDeliveredOnce(runId);
+    s.expectBulkRows(delivery!.idempotencyKey, ROWS);
+  }, 120_000);
+});
