@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encryptChunk, generateDataKey, generateSigningKeyPair, sha256Hex, wrapKeyForRecipient } from '@keystage/crypto';
+import {
+  encryptChunk,
+  generateDataKey,
+  generateSigningKeyPair,
+  sha256Hex,
+  wrapKeyForRecipient,
+} from '@keystage/crypto';
 import { libraryDocumentText } from '@keystage/extract-spec';
 import type { Message } from '@keystage/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +20,7 @@ import { loadConfig } from '../apps/cloud/src/config/config.js';
 import { PrismaProvider } from '../apps/cloud/src/database/prisma.provider.js';
 import { ExtractsService } from '../apps/cloud/src/extracts/extracts.service.js';
 import { RunMessages } from '../apps/cloud/src/runs/run-messages.js';
+import { RunSweeper } from '../apps/cloud/src/runs/run-sweeper.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { json } from './support/http.js';
 import { uniquePrefix } from './support/process.js';
@@ -118,15 +125,29 @@ async function acceptedJob(dataKey: Buffer) {
 /** Hands one message to the gateway's run handler as if agent `from` had sent it; returns the replies. */
 async function send(type: string, body: Record<string, unknown>, from = agentId) {
   const replies: { type: string; body: Record<string, unknown> }[] = [];
-  const message = { id: randomUUID(), type, protocolVersion: '1.1', sentAt: new Date().toISOString(), body } as unknown as Message;
+  const message = {
+    id: randomUUID(),
+    type,
+    protocolVersion: '1.1',
+    sentAt: new Date().toISOString(),
+    body,
+  } as unknown as Message;
   await server.app
     .get(RunMessages)
-    .handle({ agentId: from, schoolId, message }, (t, b) => replies.push({ type: t, body: b as Record<string, unknown> }));
+    .handle({ agentId: from, schoolId, message }, (t, b) =>
+      replies.push({ type: t, body: b as Record<string, unknown> }),
+    );
   return replies;
 }
 
 function chunk(runId: string, seq: number, bytes: Buffer) {
-  return { runId, seq, byteLength: bytes.length, sha256: sha256Hex(bytes), payload: bytes.toString('base64') };
+  return {
+    runId,
+    seq,
+    byteLength: bytes.length,
+    sha256: sha256Hex(bytes),
+    payload: bytes.toString('base64'),
+  };
 }
 
 describe('chunk ingest', () => {
@@ -209,6 +230,34 @@ describe('chunk ingest', () => {
     });
     expect(replies).toEqual([{ type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 0 }) }]);
     expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).state).toBe('RUNNING');
+  });
+});
+
+describe('retention', () => {
+  it('deletes a finished run’s stored results once its agreement’s retention has passed, and audits it', async () => {
+    const dataKey = generateDataKey();
+    const { jobId, runId } = await acceptedJob(dataKey);
+    const sealed = encryptChunk(Buffer.from('kept for a while'), dataKey, { runId: jobId, seq: 0 });
+    await send('chunk', chunk(jobId, 0, sealed));
+    expect(filesUnder(objectsDir).filter((f) => f.includes(runId))).toHaveLength(1);
+    const sweeper = server.app.get(RunSweeper);
+    // Finished yesterday, retention 7 days: kept.
+    await prisma.run.update({
+      where: { id: runId },
+      data: { state: 'DELIVERED', finishedAt: new Date(Date.now() - 86_400_000) },
+    });
+    await sweeper.purgeExpired();
+    expect(filesUnder(objectsDir).filter((f) => f.includes(runId))).toHaveLength(1);
+    // Finished 8 days ago: deleted, recorded, audited.
+    await prisma.run.update({
+      where: { id: runId },
+      data: { finishedAt: new Date(Date.now() - 8 * 86_400_000) },
+    });
+    await sweeper.purgeExpired();
+    expect(filesUnder(objectsDir).filter((f) => f.includes(runId))).toHaveLength(0);
+    expect((await prisma.run.findUniqueOrThrow({ where: { id: runId } })).purgedAt).not.toBeNull();
+    const audit = await prisma.auditEvent.findFirst({ where: { targetId: runId, action: 'data.deleted' } });
+    expect(audit?.details).toMatchObject({ objects: 1, reason: 'retention period passed' });
   });
 });
 

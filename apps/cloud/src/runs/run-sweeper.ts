@@ -1,8 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { AgentChannel } from '../agents/agent-channel.js';
+import { AuditService, SYSTEM_ACTOR } from '../audit/audit.service.js';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
+import { PrismaProvider } from '../database/prisma.provider.js';
+import { ResultStore } from '../results/result-store.js';
 import { RunDispatcher } from './run-dispatcher.js';
 import { RunLifecycle } from './run-lifecycle.js';
 import { PRIORITY, RunQueue } from './run-queue.js';
@@ -29,6 +32,9 @@ export class RunSweeper {
     private readonly dispatcher: RunDispatcher,
     private readonly queue: RunQueue,
     private readonly channel: AgentChannel,
+    private readonly results: ResultStore,
+    private readonly prisma: PrismaProvider,
+    private readonly audit: AuditService,
     private readonly logger: PinoLogger,
     @Inject(CLOUD_CONFIG) private readonly config: CloudConfig,
   ) {
@@ -54,7 +60,60 @@ export class RunSweeper {
       await this.queue.tryProcess(r.id);
     }
     const dispatched = await this.dispatcher.dispatch();
-    return { missed, timers: soon.length, dispatched };
+    const purged = await this.purgeExpired();
+    return { missed, timers: soon.length, dispatched, purged };
+  }
+
+  /**
+   * Retention: a finished run's stored results and change sets are deleted once its agreement's
+   * retention has passed — at once when the agreement was revoked, with the delta snapshots of its
+   * extracts at that school. Every deletion is audited.
+   */
+  async purgeExpired(): Promise<number> {
+    const prisma = this.prisma.client;
+    const expired = await prisma.$queryRaw<
+      { id: string; school_id: string; partner_id: string; revoked: boolean }[]
+    >`
+      SELECT r.id, r.school_id, r.partner_id, (a.status = 'REVOKED') AS revoked
+        FROM runs r JOIN data_agreements a ON a.id = r.agreement_id
+       WHERE r.purged_at IS NULL AND r.finished_at IS NOT NULL
+         AND (a.status = 'REVOKED' OR r.finished_at < now() - make_interval(days => a.retention_days))
+       LIMIT ${BATCH}`;
+    for (const run of expired) {
+      const objects =
+        (await this.results.deletePrefix(run.school_id, `runs/${run.id}/`)) +
+        (await this.results.deletePrefix(run.school_id, `changesets/${run.id}/`));
+      await prisma.run.update({ where: { id: run.id }, data: { purgedAt: new Date() } });
+      await this.audit.record(SYSTEM_ACTOR, {
+        action: 'data.deleted',
+        partnerId: run.partner_id,
+        schoolId: run.school_id,
+        targetType: 'run',
+        targetId: run.id,
+        details: { objects, reason: run.revoked ? 'agreement revoked' : 'retention period passed' },
+      });
+    }
+    // Delta snapshots of extracts no approved agreement covers at a school any more.
+    const orphaned = await prisma.$queryRaw<{ id: string; school_id: string; snapshot_key: string }[]>`
+      SELECT d.id, d.school_id, d.snapshot_key FROM delta_states d
+       WHERE NOT EXISTS (
+         SELECT 1 FROM data_agreements a
+           JOIN agreement_extract_versions av ON av.agreement_id = a.id
+           JOIN extract_versions v ON v.id = av.extract_version_id
+          WHERE a.school_id = d.school_id AND a.status = 'APPROVED' AND v.extract_id = d.extract_id)
+       LIMIT ${BATCH}`;
+    for (const state of orphaned) {
+      await this.results.delete(state.school_id, state.snapshot_key);
+      await prisma.deltaState.delete({ where: { id: state.id } });
+      await this.audit.record(SYSTEM_ACTOR, {
+        action: 'data.deleted',
+        schoolId: state.school_id,
+        targetType: 'delta_state',
+        targetId: state.id,
+        details: { objects: 1, reason: 'no agreement covers the extract any more' },
+      });
+    }
+    return expired.length + orphaned.length;
   }
 
   private async expire(now: Date): Promise<number> {
