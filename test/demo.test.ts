@@ -27,6 +27,9 @@ describe('pnpm demo', () => {
       REDIS_PREFIX: uniquePrefix('demo'),
       DEMO_MIS_PATH: misPath,
       DEMO_MIS_PRESET: 'tiny',
+      DEMO_STATE_DIR: join(mkdtempSync(join(tmpdir(), 'ks-demo-state-')), 'state'),
+      DEMO_OUTPUT_DIR: join(mkdtempSync(join(tmpdir(), 'ks-demo-out-')), 'out'),
+      OBJECT_STORE_DIR: join(mkdtempSync(join(tmpdir(), 'ks-demo-obj-')), 'objects'),
     };
     const first = spawnProcess([DEMO], env);
     await first.waitFor(/applied \d+ migration\(s\): \d+_init/, 60_000);

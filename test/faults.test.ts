@@ -225,7 +225,11 @@ class Scenario {
       await agreements.approve(school.id, asked.id, 'ok', SYSTEM);
       ({ key: this.key } = await app
         .get(ApiKeysService)
-        .create(partner.id, { name: 'faults', scopes: ['runs:read', 'runs:write', 'deliveries:read'] }, SYSTEM));
+        .create(
+          partner.id,
+          { name: 'faults', scopes: ['runs:read', 'runs:write', 'deliveries:read'] },
+          SYSTEM,
+        ));
       const hook = await app.get(DeliveryService).setWebhook(partner.id, await this.receiver.start(), SYSTEM);
       this.receiver.secrets = [hook.secret!];
       const { token } = await app.get(AgentsService).createEnrolmentToken(school.id, 1, SYSTEM);
@@ -347,7 +351,9 @@ class Scenario {
         const run = await this.run(runId);
         if (states.includes(run.state)) return run;
         if (TERMINAL.includes(run.state)) {
-          throw new Error(`run ${runId} ended ${run.state}: ${run.errorMessage}\n${await this.explain(runId)}`);
+          throw new Error(
+            `run ${runId} ended ${run.state}: ${run.errorMessage}\n${await this.explain(runId)}`,
+          );
         }
         return null;
       },
@@ -372,7 +378,10 @@ class Scenario {
 
   /** Audit entries of the run, by action. */
   async audit(runId: string): Promise<Map<string, number>> {
-    const rows = await this.prisma.auditEvent.findMany({ where: { targetId: runId }, select: { action: true } });
+    const rows = await this.prisma.auditEvent.findMany({
+      where: { targetId: runId },
+      select: { action: true },
+    });
     const counts = new Map<string, number>();
     for (const r of rows) counts.set(r.action, (counts.get(r.action) ?? 0) + 1);
     return counts;

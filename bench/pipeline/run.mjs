@@ -9,9 +9,9 @@
 // Needs PostgreSQL and Redis (local defaults). Creates and drops its own databases.
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createRequire } from 'node:module';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const ROWS = Number(process.argv[2] ?? 1_000_000);
@@ -28,7 +28,9 @@ const requireCloud = createRequire(join(ROOT, 'apps/cloud/package.json'));
 const requireMis = createRequire(join(ROOT, 'packages/mis-connectors/package.json'));
 const pg = requireMis('pg');
 const Cursor = requireMis('pg-cursor');
-const { pgTypeParsers } = await import(join(ROOT, 'packages/mis-connectors/dist/postgres/postgres.connector.js'));
+const { pgTypeParsers } = await import(
+  join(ROOT, 'packages/mis-connectors/dist/postgres/postgres.connector.js')
+);
 
 const misUrl = withDatabase(SERVER, misDb);
 const cloudUrl = withDatabase(SERVER, cloudDb);
@@ -109,7 +111,12 @@ async function anchor() {
 /** Runs an agent command (asynchronously: the control plane lives in this process). */
 function agentCli(dataDir, args) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'apps/agent/dist/cli.js'), '--data-dir', dataDir, ...args]);
+    const child = spawn(process.execPath, [
+      join(ROOT, 'apps/agent/dist/cli.js'),
+      '--data-dir',
+      dataDir,
+      ...args,
+    ]);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -119,7 +126,7 @@ function agentCli(dataDir, args) {
 
 async function main() {
   log(`pipeline bench: ${ROWS.toLocaleString('en-GB')} attendance marks; node ${process.version}`);
-  let t = performance.now();
+  const t = performance.now();
   await setupMis();
   log(`  MIS table ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
@@ -128,7 +135,9 @@ async function main() {
   for (let i = 0; i < 3; i++) anchors.push(await anchor());
   const best = anchors.reduce((a, b) => (a.ms < b.ms ? a : b));
   const anchorRate = best.n / (best.ms / 1000);
-  log(`  anchor: bare pg cursor (batch 500, same type parsing): ${(anchorRate / 1e6).toFixed(3)} M rows/s (${best.ms.toFixed(0)} ms)`);
+  log(
+    `  anchor: bare pg cursor (batch 500, same type parsing): ${(anchorRate / 1e6).toFixed(3)} M rows/s (${best.ms.toFixed(0)} ms)`,
+  );
 
   await createDatabase(cloudUrl, { replace: true });
   await applyMigrations({ databaseUrl: cloudUrl, migrationsDir: join(ROOT, 'prisma/migrations') });
@@ -154,43 +163,70 @@ async function main() {
     data: { urn: '900001', laEstab: '999/0001', name: 'Bench School', misType: 'POSTGRES' },
   });
   const partner = await prisma.partner.create({ data: { slug: 'bench', name: 'Bench' } });
-  const version = await (await mod('apps/cloud/dist/extracts/extracts.service.js', 'ExtractsService')).publish(
-    partner.id,
-    EXTRACT,
-    SYSTEM,
-  );
+  const version = await (
+    await mod('apps/cloud/dist/extracts/extracts.service.js', 'ExtractsService')
+  ).publish(partner.id, EXTRACT, SYSTEM);
   const agreements = await mod('apps/cloud/dist/agreements/agreements.service.js', 'AgreementsService');
   const asked = await agreements.request(
     partner.id,
-    { schoolId: school.id, extractVersionIds: [version.id], purpose: 'bench', lawfulBasis: 'public_task', retentionDays: 1 },
+    {
+      schoolId: school.id,
+      extractVersionIds: [version.id],
+      purpose: 'bench',
+      lawfulBasis: 'public_task',
+      retentionDays: 1,
+    },
     SYSTEM,
   );
   await agreements.approve(school.id, asked.id, 'bench', SYSTEM);
-  const { token } = await (await mod('apps/cloud/dist/agents/agents.service.js', 'AgentsService')).createEnrolmentToken(
-    school.id,
-    1,
-    SYSTEM,
-  );
+  const { token } = await (
+    await mod('apps/cloud/dist/agents/agents.service.js', 'AgentsService')
+  ).createEnrolmentToken(school.id, 1, SYSTEM);
   const dataDir = join(work, 'agent');
-  const enrol = await agentCli(dataDir, ['enrol', '--url', server.url, '--token', token, '--mis-kind', 'POSTGRES']);
+  const enrol = await agentCli(dataDir, [
+    'enrol',
+    '--url',
+    server.url,
+    '--token',
+    token,
+    '--mis-kind',
+    'POSTGRES',
+  ]);
   if (enrol.status !== 0) throw new Error(enrol.stderr);
-  const creds = await agentCli(dataDir, ['credentials', 'set', '--kind', 'POSTGRES', '--location', misUrl, '--no-password']);
+  const creds = await agentCli(dataDir, [
+    'credentials',
+    'set',
+    '--kind',
+    'POSTGRES',
+    '--location',
+    misUrl,
+    '--no-password',
+  ]);
   if (creds.status !== 0) throw new Error(creds.stderr || creds.stdout);
-  const agent = spawn(process.execPath, [join(ROOT, 'apps/agent/dist/cli.js'), '--data-dir', dataDir, 'run'], {
-    stdio: ['ignore', process.env.BENCH_LOG ? 'inherit' : 'ignore', 'inherit'],
-  });
+  const agent = spawn(
+    process.execPath,
+    [join(ROOT, 'apps/agent/dist/cli.js'), '--data-dir', dataDir, 'run'],
+    {
+      stdio: ['ignore', process.env.BENCH_LOG ? 'inherit' : 'ignore', 'inherit'],
+    },
+  );
   const runs = await mod('apps/cloud/dist/runs/runs.service.js', 'RunsService');
   await new Promise((r) => setTimeout(r, 1500));
 
   async function runOnce(label) {
-    const started = await runs.runNow(partner.id, { schoolId: school.id, extractId: version.extractId }, SYSTEM);
+    const started = await runs.runNow(
+      partner.id,
+      { schoolId: school.id, extractId: version.extractId },
+      SYSTEM,
+    );
     let run;
     for (;;) {
       run = await runs.get(started.id, {});
       if (['PROCESSED', 'DELIVERED', 'FAILED', 'MISSED'].includes(run.state)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    if (run.state === 'FAILED' || run.state === 'MISSED') throw new Error(`${label}: ${run.state} ${run.errorMessage}`);
+    if (run.state === 'FAILED' || run.state === 'MISSED')
+      throw new Error(`${label}: ${run.state} ${run.errorMessage}`);
     const seconds = (run.processedAt.getTime() - run.dispatchedAt.getTime()) / 1000;
     const upload = (run.uploadedAt.getTime() - run.dispatchedAt.getTime()) / 1000;
     const bytes = run.datasets.reduce((n, d) => n + (d.byteCount ?? 0), 0);

@@ -154,7 +154,9 @@ program
       supervised: opts.supervised === true,
       credentialsReady: () =>
         state.mis !== undefined &&
-        (currentPassword() !== undefined || state.mis.kind === 'DEMO_SQLITE' || state.mis.noPassword === true),
+        (currentPassword() !== undefined ||
+          state.mis.kind === 'DEMO_SQLITE' ||
+          state.mis.noPassword === true),
       misVersion: () => misVersion,
       heartbeatIntervalMs: heartbeat,
     });

@@ -151,7 +151,7 @@ async function startOutsideWorld(
   pull.start();
   // The agent's data directory belongs to one database and school: enrol again when either changed.
   const agentDir = join(process.env.DEMO_STATE_DIR || STATE_DIR, 'demo-agent');
-  const identity = `${config.databaseUrl}|${school.id}|${misPath}`;
+  const identity = `${config.databaseUrl}|${school.id}|${misPath}|${server.url}`;
   const marker = join(agentDir, '..', 'demo-agent.enrolled-for');
   if (!existsSync(marker) || readFileSync(marker, 'utf8') !== identity) {
     rmSync(agentDir, { recursive: true, force: true });
