@@ -24,7 +24,6 @@ const work = mkdtempSync(join(tmpdir(), 'ks-bench-pipeline-'));
 const { applyMigrations, createDatabase, dropDatabase, withDatabase } = await import(
   join(ROOT, 'packages/db/dist/migrator.js')
 );
-const requireCloud = createRequire(join(ROOT, 'apps/cloud/package.json'));
 const requireMis = createRequire(join(ROOT, 'packages/mis-connectors/package.json'));
 const pg = requireMis('pg');
 const Cursor = requireMis('pg-cursor');
@@ -58,7 +57,7 @@ datasets:
 delivery: { format: ndjson, target: pull }
 `;
 
-const log = (...a) => console.log(...a);
+const log = (...a) => process.stdout.write(`${a.join(' ')}\n`);
 const rss = () => `${Math.round(process.memoryUsage().rss / 1e6)} MB`;
 
 async function setupMis() {
