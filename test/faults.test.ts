@@ -556,11 +556,13 @@ describe('the worker killed while a run is running', () => {
 // ─── 3. Restart Redis ───────────────────────────────────────────────────────
 
 describe('Redis restarted', () => {
+  /** RunsRepository's DISPATCH_LOCK: claiming runs waits for it while the test holds it. */
+  const DISPATCH_LOCK = 72_001;
+  const EVERY_5_MIN = parseSchedule({ frequency: 'PT5M' });
   const s = new Scenario('redis');
   let redisPort: number;
   let redis: Spawned;
   let node: Node;
-  const EVERY_5_MIN = parseSchedule({ frequency: 'PT5M' });
 
   async function startRedis() {
     redis = spawnProcess(
@@ -578,7 +580,7 @@ describe('Redis restarted', () => {
    */
   function schoolDueSoon(extractId: string): string {
     if (!EVERY_5_MIN.ok) throw new Error('schedule');
-    for (let i = 0; i < 20_000; i++) {
+    for (let i = 0; i < 50_000; i++) {
       const id = randomUUID();
       const next = planNext(EVERY_5_MIN.schedule, { after: new Date(), seed: `${id}:${extractId}` });
       const inMs = next!.dueAt.getTime() - Date.now();
@@ -593,49 +595,88 @@ describe('Redis restarted', () => {
     await startRedis();
     await s.seed(
       {
-        now: bulkExtract('redis-now', 500),
+        now: bulkExtract('redis-now', 500, { delta: 'none' }),
         every5: bulkExtract('redis-every5', 300, { schedule: '  frequency: PT5M' }),
       },
       (ids) => schoolDueSoon(ids.every5!),
     );
-    node = await s.startNode('N', 'api,gateway,worker', await freePort(), { RUN_SWEEP_INTERVAL_MS: '500' });
+    node = await s.startNode('N', 'api,gateway,worker', await freePort(), {
+      RUN_SWEEP_INTERVAL_MS: '500',
+      RUN_RETRY_BASE_SECONDS: '0.5',
+    });
+    await s.startAgent(node.url);
   }, 120_000);
   afterAll(() => s.close());
 
-  it('lost timers and job offers are re-created from PostgreSQL; each run dispatched and delivered once', async () => {
-    // A manual run waiting for the (offline) agent, and a scheduled run whose timer is in Redis.
-    const nowRun = await s.runNow(node.url, 'now');
-    await until('the manual run to wait for its agent', async () => {
-      const r = await s.run(nowRun);
-      return r.state === 'DISPATCHED' && r.jobs[0]!.state === 'OFFERED';
-    });
+  it('a dispatch cut short and a lost timer are re-created from PostgreSQL; nothing runs twice', async () => {
     const scheduled = await s.prisma.run.findFirstOrThrow({
       where: { schoolId: s.schoolId, extractVersion: { extractId: s.extractIds.every5 }, state: 'SCHEDULED' },
     });
     expect(scheduled.trigger).toBe('SCHEDULED');
-    expect(scheduled.dueAt.getTime() - Date.now()).toBeGreaterThan(5_000);
-    // Redis dies and comes back empty: the delayed timer, the agent's job queue, the sweep — all gone.
-    await kill(redis);
-    await sleep(300);
+    // A manual run is claimed while Redis goes away: the test holds the dispatch lock until Redis is
+    // down, so the claim (PostgreSQL) succeeds and offering the job (Redis) fails.
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    let locked!: () => void;
+    const holding = new Promise<void>((r) => {
+      locked = r;
+    });
+    const lock = s.prisma.$transaction(
+      async (tx) => {
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(${DISPATCH_LOCK})`;
+        locked();
+        await released;
+      },
+      { timeout: 60_000 },
+    );
+    let nowRun: string;
+    try {
+      await holding;
+      nowRun = await s.runNow(node.url, 'now');
+      await until('a dispatch to wait for the lock', async () => {
+        const [row] = await s.prisma.$queryRaw<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_locks
+           WHERE locktype = 'advisory' AND objid = ${DISPATCH_LOCK} AND NOT granted`;
+        return row!.n > 0;
+      });
+      // The scheduled run's timer is a delayed job in Redis, still ahead.
+      expect(scheduled.dueAt.getTime() - Date.now()).toBeGreaterThan(3_000);
+      await kill(redis);
+    } finally {
+      release();
+      await lock;
+    }
+    // Redis is down: the manual run goes back to waiting (a retry), it is not failed for good.
+    const retrying = await s.waitForRun(nowRun, ['SCHEDULED'], 15_000);
+    expect(retrying.attempt).toBe(1);
+    expect(retrying.errorCode).toBe('run.dispatch_failed');
+    // Redis comes back empty: the delayed timers, the sweep's own timer — all gone.
     await startRedis();
-    await s.startAgent(node.url);
-    await s.waitForRun(nowRun, ['DELIVERED'], 60_000);
-    await s.waitForRun(scheduled.id, ['DELIVERED'], scheduled.dueAt.getTime() - Date.now() + 45_000);
-    for (const runId of [nowRun, scheduled.id]) {
-      const run = await s.run(runId);
-      expect(run.attempt).toBe(0);
-      // Dispatched once, the MIS queried once per dataset, each change set received once.
-      expect((await s.audit(runId)).get('run.dispatched'), runId).toBe(1);
+    await s.waitForRun(nowRun, ['DELIVERED'], 30_000);
+    await s.waitForRun(scheduled.id, ['DELIVERED'], scheduled.dueAt.getTime() - Date.now() + 30_000);
+    expect(node.proc.output()).toMatch(/the run sweep was missing from Redis/);
+    const now = await s.run(nowRun);
+    const slot = await s.run(scheduled.id);
+    expect(now.attempt).toBe(1);
+    expect(slot.attempt).toBe(0);
+    expect((await s.audit(nowRun)).get('run.dispatched')).toBe(2);
+    expect((await s.audit(scheduled.id)).get('run.dispatched')).toBe(1);
+    expect(slot.dispatchedAt!.getTime()).toBeGreaterThanOrEqual(slot.dueAt.getTime());
+    // The MIS was queried once per dataset, each change set received once.
+    for (const run of [now, slot]) {
       for (const job of run.jobs) expect(s.statements().get(job.id), job.id).toBe(1);
-      await s.expectDeliveredOnce(runId);
+      await s.expectDeliveredOnce(run.id);
     }
     // Scheduling goes on: the next slot is planned, and no slot ever got two runs.
     const ofSchedule = await s.prisma.run.findMany({ where: { scheduleId: scheduled.scheduleId } });
     const slots = ofSchedule.map((r) => r.occurrenceId);
     expect(new Set(slots).size).toBe(slots.length);
-    expect(ofSchedule.filter((r) => r.state === 'SCHEDULED')).toHaveLength(1);
     expect(ofSchedule.filter((r) => r.state === 'DELIVERED')).toHaveLength(1);
-  }, 150_000);
+    const next = ofSchedule.find((r) => r.state === 'SCHEDULED');
+    expect(next?.dueAt.getTime()).toBeGreaterThan(slot.dueAt.getTime());
+  }, 120_000);
 });
 
 // ─── 4 and 5. Kill the agent, then the control plane, mid-upload ────────────

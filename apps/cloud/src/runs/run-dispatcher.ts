@@ -87,10 +87,13 @@ export class RunDispatcher {
       await this.lifecycle.recordCurrent(run);
       await this.offerNext(run);
     } catch (err) {
+      // Mostly a dependency that is briefly away (Redis restarting while the job is offered): the
+      // run goes back to SCHEDULED with backoff while attempts remain, like any transient failure.
       this.logger.error({ err, runId: run.id }, 'dispatch failed');
-      await this.lifecycle.move(run.id, ['DISPATCHED'], 'FAILED', {
-        errorCode: 'run.dispatch_failed',
-        errorMessage: 'the control plane could not prepare the job',
+      await this.lifecycle.failOrRetry(run, {
+        code: 'run.dispatch_failed',
+        message: 'the control plane could not prepare the job',
+        retryable: true,
       });
     }
   }

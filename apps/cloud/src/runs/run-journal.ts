@@ -39,7 +39,7 @@ export class RunJournal {
     };
     const level = run.state === 'FAILED' || run.state === 'MISSED' ? 'warn' : 'info';
     this.logger[level](
-      { ...facts, ...(run.errorMessage && level === 'warn' ? { error: run.errorMessage } : {}) },
+      { ...facts, ...details, ...(run.errorMessage && level === 'warn' ? { error: run.errorMessage } : {}) },
       `run ${run.state.toLowerCase()}`,
     );
     await this.audit.record(actor, {

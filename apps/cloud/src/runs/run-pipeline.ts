@@ -95,6 +95,8 @@ export class RunPipeline {
     try {
       const wrapping = await this.platformKeys.active('result-wrapping');
       const outcomes: DatasetOutcome[] = [];
+      /** Where processing time goes, in the `run processed` log line and audit entry. */
+      const timings = { decodeMs: 0, deltaMs: 0, encodeMs: 0, storeMs: 0 };
       for (const job of await this.prisma.client.runJob.findMany({
         where: { runId: run.id },
         orderBy: { position: 'asc' },
@@ -109,7 +111,9 @@ export class RunPipeline {
           wrapping.privateKeyObject,
           job.id,
         );
+        let t = performance.now();
         const current = await this.snapshot(run, job, dataset, dataKey, work);
+        timings.decodeMs += performance.now() - t;
         if ('error' in current) {
           await this.lifecycle.move(run.id, ['UPLOADED'], 'FAILED', {
             errorCode: current.code,
@@ -117,9 +121,11 @@ export class RunPipeline {
           });
           return;
         }
+        t = performance.now();
         outcomes.push(
           await this.delta(run, version.extractId, job.id, dataset, current.path, current.rowCount, work),
         );
+        timings.deltaMs += performance.now() - t;
       }
       const format = encoderFor(doc.delivery.format);
       const sink = SINKS[doc.delivery.target] ?? 'PULL';
@@ -165,6 +171,7 @@ export class RunPipeline {
           deleteCount: outcome.reduce((n, o) => n + o.counts.deletes, 0),
         });
       };
+      const encodeStarted = performance.now();
       if (changeSets.length > 0) {
         if (format.kind === 'files') {
           await upload('bundle.json', null, changeSets, 'application/json');
@@ -179,6 +186,8 @@ export class RunPipeline {
           }
         }
       }
+      timings.encodeMs = performance.now() - encodeStarted;
+      const storeStarted = performance.now();
       // Snapshots go up before the transaction that points the delta state at them.
       for (const o of outcomes) {
         if (!o.skipped) await this.results.put(run.schoolId, o.snapshotKey, createReadStream(o.current));
@@ -188,6 +197,7 @@ export class RunPipeline {
         updateCount: outcomes.reduce((n, o) => n + o.counts.updates, 0),
         deleteCount: outcomes.reduce((n, o) => n + o.counts.deletes, 0),
       };
+      timings.storeMs = performance.now() - storeStarted;
       const moved = await this.prisma.client.$transaction(async (tx) => {
         const { count } = await tx.run.updateMany({
           where: { id: run.id, state: 'UPLOADED' },
@@ -226,7 +236,11 @@ export class RunPipeline {
       });
       if (!moved) return;
       const processed = await this.repo.find(run.id);
-      if (processed) await this.lifecycle.recordCurrent(processed);
+      if (processed) {
+        await this.lifecycle.recordCurrent(processed, undefined, {
+          timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])),
+        });
+      }
       for (const r of records) {
         if (r.state === 'HELD') {
           this.logger.warn(

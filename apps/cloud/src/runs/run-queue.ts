@@ -76,4 +76,15 @@ export class RunQueue {
       { name: JobName.runSweep, opts: { removeOnComplete: 50, removeOnFail: 50 } },
     );
   }
+
+  /**
+   * The sweep's own timer lives in Redis too: a Redis that restarted empty has lost it, and with it
+   * every timer the sweep would re-create. Re-creates it when missing; true when it was.
+   */
+  async restoreSweep(everyMs: number): Promise<boolean> {
+    if (await this.queue.getJobScheduler(JobName.runSweep)) return false;
+    await this.ensureSweep(everyMs);
+    this.logger.warn('the run sweep was missing from Redis (restarted empty?): re-created it');
+    return true;
+  }
 }

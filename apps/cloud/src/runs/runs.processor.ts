@@ -1,5 +1,5 @@
 import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
-import { Inject, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { type Job, UnrecoverableError } from 'bullmq';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
@@ -12,7 +12,9 @@ import { RunSweeper } from './run-sweeper.js';
 
 /** The worker side of runs: timers, the sweep, processing of uploaded runs. */
 @Processor(QueueName.runs, { concurrency: 4 })
-export class RunsProcessor extends WorkerHost implements OnApplicationBootstrap {
+export class RunsProcessor extends WorkerHost implements OnApplicationBootstrap, OnApplicationShutdown {
+  private sweepWatch: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly dispatcher: RunDispatcher,
     private readonly sweeper: RunSweeper,
@@ -27,7 +29,15 @@ export class RunsProcessor extends WorkerHost implements OnApplicationBootstrap 
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.queue.ensureSweep(this.config.runs.sweepIntervalMs);
+    const every = this.config.runs.sweepIntervalMs;
+    await this.queue.ensureSweep(every);
+    // The sweep re-creates lost timers, but its own is in Redis: put it back if Redis lost it.
+    this.sweepWatch = setInterval(() => void this.queue.restoreSweep(every).catch(() => undefined), every);
+    this.sweepWatch.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.sweepWatch);
   }
 
   @OnWorkerEvent('error')
