@@ -64,6 +64,7 @@ export class RunDispatcher {
             total += claimed.length;
             if (claimed.length < DISPATCH_BATCH) break;
           }
+          await this.reofferWaiting();
         } while (this.again);
       } finally {
         this.dispatching = undefined;
@@ -71,6 +72,15 @@ export class RunDispatcher {
       return total;
     })();
     return this.dispatching;
+  }
+
+  /**
+   * Runs handed to an agent whose next dataset waits (the agent was busy, asked to try later, or
+   * the offer was lost): offered again, freshly signed. Nothing is offered twice at once: a run
+   * with a dataset already offered or running is left alone.
+   */
+  private async reofferWaiting(): Promise<void> {
+    for (const run of await this.repo.waitingForOffer(DISPATCH_BATCH)) await this.offerNext(run);
   }
 
   /** A run just claimed (DISPATCHED): check coverage, record, offer its first dataset. */

@@ -21,7 +21,7 @@ import { type RunJobRow, RunsRepository } from './runs.repository.js';
 /** Rejections worth offering again later (the agent was busy, expired in transit, no session). */
 const RETRY_REJECTS = new Set<string>([JobRejectCode.Expired, JobRejectCode.NotYetValid]);
 /** A safety net: a busy agent gets the job again as soon as it finishes its current one. */
-const REOFFER_DELAY_MS = 30_000;
+const REOFFER_DELAY_MS = 5_000;
 
 /**
  * The gateway side of the run lifecycle: what agents say about jobs, recorded in PostgreSQL before
@@ -208,6 +208,8 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     body: { code: string; message: string; retryable: boolean },
   ): Promise<void> {
     if (job.state !== 'OFFERED' && job.state !== 'PENDING') return;
+    // The same signed offer arrived twice (pushed and pulled): the first copy is being handled.
+    if (body.code === JobRejectCode.Replayed) return;
     if (body.retryable || RETRY_REJECTS.has(body.code)) {
       await this.repo.transitionJob(job.id, ['OFFERED'], 'PENDING', { lastRejectCode: body.code });
       const reason =

@@ -237,6 +237,21 @@ export class RunsRepository {
     });
   }
 
+  /** Dispatched or running runs whose next dataset waits to be offered (none offered or running). */
+  async waitingForOffer(limit: number): Promise<RunRow[]> {
+    const ids = await this.prisma.client.$queryRaw<{ id: string }[]>`
+      SELECT r.id FROM runs r
+       WHERE r.state IN ('DISPATCHED', 'RUNNING') AND r.agent_id IS NOT NULL
+         AND EXISTS (SELECT 1 FROM run_jobs j WHERE j.run_id = r.id AND j.state = 'PENDING')
+         AND NOT EXISTS (SELECT 1 FROM run_jobs j WHERE j.run_id = r.id AND j.state IN ('OFFERED', 'RUNNING'))
+       LIMIT ${limit}`;
+    if (ids.length === 0) return [];
+    return this.prisma.client.run.findMany({
+      where: { id: { in: ids.map((r) => r.id) } },
+      select: RUN_SELECT,
+    });
+  }
+
   /** SCHEDULED runs whose timer may have been lost (Redis restarted): due before `until`. */
   scheduledBefore(until: Date, limit: number): Promise<{ id: string; dueAt: Date; trigger: RunTrigger }[]> {
     return this.prisma.client.run.findMany({
