@@ -102,7 +102,7 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Polls until `probe` returns something truthy; fails with `describe()` after the timeout. */
+/** Polls until `probe` returns something truthy; after the timeout fails with `describeState()`. */
 async function until<T>(
   what: string,
   probe: () => Promise<T | null | undefined | false>,
@@ -146,7 +146,6 @@ class Scenario {
   key = '';
   extractIds: Record<string, string> = {};
   agentProc: Spawned | undefined;
-  agents: Spawned[] = [];
 
   /** The Redis all the scenario's processes share (a private one may replace it before seeding). */
   redisUrl = 'redis://127.0.0.1:6379';
@@ -162,6 +161,13 @@ class Scenario {
     this.receiver = new WebhookReceiver(join(this.dir, 'partner'), (r) => this.received.push(r));
   }
 
+  /** The scenario's database (migrated: a copy of the test template) and its copy of the demo MIS. */
+  async createDatabase(): Promise<void> {
+    this.db = await createTestDatabase(`faults_${this.name}`);
+    this.prisma = createPrismaClient(this.db.url);
+    copyFileSync(misTemplate, this.misPath);
+  }
+
   /**
    * Seeds everything through the services of an in-process control plane with the api role only
    * (stopped afterwards): the extracts published, approved by the school, an API key, the webhook,
@@ -172,9 +178,6 @@ class Scenario {
     extracts: Record<string, string>,
     chooseSchoolId?: (extractIds: Record<string, string>) => string,
   ): Promise<void> {
-    this.db = await createTestDatabase(`faults_${this.name}`);
-    this.prisma = createPrismaClient(this.db.url);
-    copyFileSync(misTemplate, this.misPath);
     const seeder = await startServer(
       loadConfig({
         DATABASE_URL: this.db.url,
@@ -299,7 +302,6 @@ class Scenario {
       KEYSTAGE_AGENT_STATEMENT_LOG: this.statementLog,
     });
     this.procs.push(proc);
-    this.agents.push(proc);
     this.agentProc = proc;
     await proc.waitFor(/"authenticated"/, 30_000);
     return proc;
@@ -376,6 +378,11 @@ class Scenario {
     );
   }
 
+  /** Waits for a node's journal line about a run (written just after the state change it reports). */
+  logged(node: Node, runId: string, msg: string) {
+    return node.proc.waitFor(new RegExp(`"runId":"${runId}".*"msg":"${msg}"`), 15_000);
+  }
+
   /** Audit entries of the run, by action. */
   async audit(runId: string): Promise<Map<string, number>> {
     const rows = await this.prisma.auditEvent.findMany({
@@ -423,16 +430,16 @@ class Scenario {
   /** The bulk extract's change set holds exactly rows 1…n, as inserts, each once. */
   expectBulkRows(key: string, n: number) {
     const changes = this.changes(key);
-    expect(changes).toHaveLength(n);
-    const seen = new Set<number>();
+    const seen = new Uint8Array(n + 1);
+    const wrong: unknown[] = [];
     for (const c of changes) {
-      expect(c.op).toBe('insert');
-      const k = Number(c.row!.n);
-      expect(c.row!.label).toBe(labelOf(k));
-      seen.add(k);
+      const k = Number(c.row?.n);
+      const ok = c.op === 'insert' && Number.isInteger(k) && k >= 1 && k <= n && !seen[k];
+      if (ok && c.row!.label === labelOf(k)) seen[k] = 1;
+      else if (wrong.push(c) >= 5) break;
     }
-    expect(seen.size).toBe(n);
-    for (let i = 1; i <= n; i++) if (!seen.has(i)) expect.fail(`row ${i} is missing`);
+    expect(wrong, 'changes that are not exactly one insert per row').toEqual([]);
+    expect(changes).toHaveLength(n);
   }
 
   /** Lines in the agent's statement log per job: how often the MIS was really queried. */
@@ -449,7 +456,9 @@ class Scenario {
   }
 
   async close() {
-    for (const p of this.procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    for (const p of this.procs) {
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    }
     await Promise.all(this.procs.map((p) => p.exited().catch(() => undefined)));
     await this.receiver.stop();
     await this.prisma?.$disconnect();
@@ -469,11 +478,12 @@ describe('two gateway processes', () => {
   let a: Node;
   let b: Node;
   beforeAll(async () => {
-    await s.seed({ messaging: messagingExtract('gw-messaging') });
+    await s.createDatabase();
     const [portA, portB] = [await freePort(), await freePort()];
     [a, b] = await Promise.all([
       s.startNode('A', 'api,worker,gateway', portA),
       s.startNode('B', 'gateway', portB),
+      s.seed({ messaging: messagingExtract('gw-messaging') }),
     ]);
     await s.startAgent(b.url);
   }, 120_000);
@@ -490,6 +500,7 @@ describe('two gateway processes', () => {
     expect(run.jobs.every((j) => j.state === 'UPLOADED' && j.agentId === s.agentId)).toBe(true);
     await s.expectDeliveredOnce(runId);
     // B took the agent's side of the run (accept, chunks, completion); A dispatched and processed it.
+    await s.logged(a, runId, 'run delivered');
     const lines = (n: Node, msg: string) =>
       n.proc
         .output()
@@ -498,8 +509,10 @@ describe('two gateway processes', () => {
     expect(lines(b, 'run running')).toHaveLength(1);
     expect(lines(b, 'run uploaded')).toHaveLength(1);
     expect(lines(a, 'run running')).toHaveLength(0);
-    expect(lines(a, 'run dispatched')).toHaveLength(1);
+    expect(lines(a, 'run uploaded')).toHaveLength(0);
     expect(lines(a, 'run processed')).toHaveLength(1);
+    expect(lines(a, 'run delivered')).toHaveLength(1);
+    expect([...lines(a, 'run dispatched'), ...lines(b, 'run dispatched')]).toHaveLength(1);
     expect(s.agentProc!.output()).toContain(`"url":"ws://127.0.0.1:${b.port}/agent"`);
   }, 90_000);
 });
@@ -512,9 +525,13 @@ describe('the worker killed while a run is running', () => {
   let g: Node;
   let w: Node;
   beforeAll(async () => {
-    await s.seed({ bulk: bulkExtract('worker-bulk', ROWS) });
+    await s.createDatabase();
     const [portG, portW] = [await freePort(), await freePort()];
-    [g, w] = await Promise.all([s.startNode('G', 'api,gateway', portG), s.startNode('W', 'worker', portW)]);
+    [g, w] = await Promise.all([
+      s.startNode('G', 'api,gateway', portG),
+      s.startNode('W', 'worker', portW),
+      s.seed({ bulk: bulkExtract('worker-bulk', ROWS) }),
+    ]);
     await s.startAgent(g.url);
   }, 120_000);
   afterAll(() => s.close());
@@ -543,12 +560,16 @@ describe('the worker killed while a run is running', () => {
     const [delivery] = await s.expectDeliveredOnce(runId);
     expect(delivery!.attempts).toBe(1);
     s.expectBulkRows(delivery!.idempotencyKey, ROWS);
-    const audit = await s.audit(runId);
+    // The journal follows the state change: wait for the last entry, then count them all.
+    const audit = await until('the run.delivered audit entry', async () => {
+      const counts = await s.audit(runId);
+      return counts.has('run.delivered') ? counts : null;
+    });
     for (const action of ['run.running', 'run.uploaded', 'run.processed', 'run.delivered']) {
       expect(audit.get(action), action).toBe(1);
     }
     expect((await s.audit(delivery!.id)).get('delivery.delivered')).toBe(1);
-    expect(w2.proc.output()).toMatch(new RegExp(`"runId":"${runId}".*"msg":"run processed"`));
+    await s.logged(w2, runId, 'run processed');
     expect(s.statements().get(run.jobs[0]!.id)).toBe(1);
   }, 90_000);
 });
@@ -592,18 +613,21 @@ describe('Redis restarted', () => {
   beforeAll(async () => {
     redisPort = await freePort();
     s.redisUrl = `redis://127.0.0.1:${redisPort}`;
-    await startRedis();
-    await s.seed(
-      {
-        now: bulkExtract('redis-now', 500, { delta: 'none' }),
-        every5: bulkExtract('redis-every5', 300, { schedule: '  frequency: PT5M' }),
-      },
-      (ids) => schoolDueSoon(ids.every5!),
-    );
-    node = await s.startNode('N', 'api,gateway,worker', await freePort(), {
-      RUN_SWEEP_INTERVAL_MS: '500',
-      RUN_RETRY_BASE_SECONDS: '0.5',
-    });
+    await Promise.all([startRedis(), s.createDatabase()]);
+    const port = await freePort();
+    [node] = await Promise.all([
+      s.startNode('N', 'api,gateway,worker', port, {
+        RUN_SWEEP_INTERVAL_MS: '500',
+        RUN_RETRY_BASE_SECONDS: '0.5',
+      }),
+      s.seed(
+        {
+          now: bulkExtract('redis-now', 500, { delta: 'none' }),
+          every5: bulkExtract('redis-every5', 300, { schedule: '  frequency: PT5M' }),
+        },
+        (ids) => schoolDueSoon(ids.every5!),
+      ),
+    ]);
     await s.startAgent(node.url);
   }, 120_000);
   afterAll(() => s.close());
@@ -649,7 +673,16 @@ describe('Redis restarted', () => {
       await lock;
     }
     // Redis is down: the manual run goes back to waiting (a retry), it is not failed for good.
-    const retrying = await s.waitForRun(nowRun, ['SCHEDULED'], 15_000);
+    const retrying = await until(
+      'the manual run to be retried',
+      async () => {
+        const r = await s.run(nowRun);
+        expect(r.state, r.errorMessage ?? '').not.toBe('FAILED');
+        return r.state === 'SCHEDULED' && r.attempt > 0 ? r : null;
+      },
+      15_000,
+      () => s.explain(nowRun),
+    );
     expect(retrying.attempt).toBe(1);
     expect(retrying.errorCode).toBe('run.dispatch_failed');
     // Redis comes back empty: the delayed timers, the sweep's own timer — all gone.
@@ -657,6 +690,7 @@ describe('Redis restarted', () => {
     await s.waitForRun(nowRun, ['DELIVERED'], 30_000);
     await s.waitForRun(scheduled.id, ['DELIVERED'], scheduled.dueAt.getTime() - Date.now() + 30_000);
     expect(node.proc.output()).toMatch(/the run sweep was missing from Redis/);
+    expect(node.proc.output()).toMatch(/"msg":"agent presence restored"/);
     const now = await s.run(nowRun);
     const slot = await s.run(scheduled.id);
     expect(now.attempt).toBe(1);
@@ -669,13 +703,15 @@ describe('Redis restarted', () => {
       for (const job of run.jobs) expect(s.statements().get(job.id), job.id).toBe(1);
       await s.expectDeliveredOnce(run.id);
     }
-    // Scheduling goes on: the next slot is planned, and no slot ever got two runs.
+    // Scheduling goes on: the next slot is planned (just after the run ends), no slot got two runs.
+    const next = await until('the next slot to be planned', () =>
+      s.prisma.run.findFirst({ where: { scheduleId: scheduled.scheduleId, state: 'SCHEDULED' } }),
+    );
+    expect(next.dueAt.getTime()).toBeGreaterThan(slot.dueAt.getTime());
     const ofSchedule = await s.prisma.run.findMany({ where: { scheduleId: scheduled.scheduleId } });
     const slots = ofSchedule.map((r) => r.occurrenceId);
     expect(new Set(slots).size).toBe(slots.length);
     expect(ofSchedule.filter((r) => r.state === 'DELIVERED')).toHaveLength(1);
-    const next = ofSchedule.find((r) => r.state === 'SCHEDULED');
-    expect(next?.dueAt.getTime()).toBeGreaterThan(slot.dueAt.getTime());
   }, 120_000);
 });
 
@@ -687,9 +723,12 @@ describe('a crash mid-upload', () => {
   let node: Node;
   let port: number;
   beforeAll(async () => {
-    await s.seed({ a: bulkExtract('bulk-a', ROWS), b: bulkExtract('bulk-b', ROWS) });
+    await s.createDatabase();
     port = await freePort();
-    node = await s.startNode('N', 'api,gateway,worker', port);
+    [node] = await Promise.all([
+      s.startNode('N', 'api,gateway,worker', port),
+      s.seed({ a: bulkExtract('bulk-a', ROWS), b: bulkExtract('bulk-b', ROWS) }),
+    ]);
     await s.startAgent(node.url);
   }, 120_000);
   afterAll(() => s.close());
@@ -750,12 +789,15 @@ describe('webhook outages and held change sets', () => {
   let port: number;
   const env = { DELTA_HOLD_SHARE: '0', WEBHOOK_MAX_ATTEMPTS: '10' };
   beforeAll(async () => {
-    await s.seed({
-      full: bulkExtract('webhook-full', ROWS, { delta: 'none' }),
-      held: messagingExtract('held-messaging'),
-    });
+    await s.createDatabase();
     port = await freePort();
-    node = await s.startNode('N', 'api,gateway,worker', port, env);
+    [node] = await Promise.all([
+      s.startNode('N', 'api,gateway,worker', port, env),
+      s.seed({
+        full: bulkExtract('webhook-full', ROWS, { delta: 'none' }),
+        held: messagingExtract('held-messaging'),
+      }),
+    ]);
     await s.startAgent(node.url);
   }, 120_000);
   afterAll(() => s.close());
@@ -797,7 +839,7 @@ describe('webhook outages and held change sets', () => {
         const d = await deliveryOf(runId);
         return d?.state === 'DEAD_LETTER' ? d : null;
       },
-      30_000,
+      45_000,
       () => s.explain(runId),
     );
     expect(dead.attempts).toBe(2);

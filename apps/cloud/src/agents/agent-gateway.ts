@@ -501,9 +501,24 @@ export class AgentGateway
     const batch = [...this.pendingHeartbeats.values()];
     this.pendingHeartbeats.clear();
     const live = batch.map((b) => b.agentId).filter((id) => this.sessions.get(id)?.state === 'ready');
-    await this.presence
-      .markManyOnline(live, this.config.agents.heartbeatIntervalMs * 3)
-      .catch(() => undefined);
+    let restored: string[] = [];
+    try {
+      const known = await this.presence.onlineSet(live);
+      await this.presence.markManyOnline(live, this.config.agents.heartbeatIntervalMs * 3);
+      restored = live.filter((id) => !known.has(id));
+    } catch {
+      // Redis is away: the next flush tries again.
+    }
+    // Presence lost while the socket stayed up (Redis restarted empty, the key expired): jobs offered
+    // meanwhile found no route to this agent, so hand it its waiting runs again, as on a connect.
+    for (const agentId of restored) {
+      const session = this.sessions.get(agentId);
+      if (session?.state !== 'ready' || !this.handler) continue;
+      this.logger.info({ agentId }, 'agent presence restored');
+      void this.handler.connected(agentId, session.schoolId!).catch((err: unknown) => {
+        this.logger.error({ err, agentId }, 'run hand-over after presence was restored failed');
+      });
+    }
     try {
       await this.repo.saveHeartbeats(batch);
     } catch (err) {

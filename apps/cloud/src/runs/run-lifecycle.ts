@@ -58,7 +58,11 @@ export class RunLifecycle {
   }
 
   /** Records a transition made elsewhere (the dispatcher's claim). */
-  recordCurrent(run: RunRow, actor: Actor = SYSTEM_ACTOR, details: Record<string, unknown> = {}): Promise<void> {
+  recordCurrent(
+    run: RunRow,
+    actor: Actor = SYSTEM_ACTOR,
+    details: Record<string, unknown> = {},
+  ): Promise<void> {
     return this.journal.record(run, actor, details);
   }
 

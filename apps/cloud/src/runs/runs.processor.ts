@@ -32,7 +32,17 @@ export class RunsProcessor extends WorkerHost implements OnApplicationBootstrap,
     const every = this.config.runs.sweepIntervalMs;
     await this.queue.ensureSweep(every);
     // The sweep re-creates lost timers, but its own is in Redis: put it back if Redis lost it.
-    this.sweepWatch = setInterval(() => void this.queue.restoreSweep(every).catch(() => undefined), every);
+    let checking = false;
+    this.sweepWatch = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void this.queue
+        .restoreSweep(every)
+        .catch(() => undefined)
+        .finally(() => {
+          checking = false;
+        });
+    }, every);
     this.sweepWatch.unref();
   }
 
