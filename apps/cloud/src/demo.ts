@@ -205,7 +205,7 @@ function watchRuns(server: RunningServer, schoolId: string): () => void {
 const TERMINAL = new Set(['DELIVERED', 'FAILED', 'MISSED', 'CANCELLED']);
 
 /** `--once`: every library extract now; wait for every delivery; print a summary. */
-async function runOnce(ctx: DemoContext, timeoutMs: number): Promise<boolean> {
+async function runOnce(ctx: DemoContext, outputDir: string, timeoutMs: number): Promise<boolean> {
   const runs = ctx.server.app.get(RunsService);
   const extracts = await ctx.server.app.get(PrismaProvider).client.extract.findMany({
     where: { partnerId: ctx.school.partner.id },
@@ -251,13 +251,10 @@ async function runOnce(ctx: DemoContext, timeoutMs: number): Promise<boolean> {
   const files = ctx.received.filter((r) => !r.duplicate);
   say('');
   say(
-    `  ${files.length} change set(s) written under ${relativeOutput()} (${ctx.received.length - files.length} duplicate(s) dropped by idempotency key)`,
+    `  ${files.length} change set(s) written under ${outputDir} (${ctx.received.length - files.length} duplicate(s) dropped by idempotency key)`,
   );
   return ok;
 }
-
-let outputDirShown = '';
-const relativeOutput = () => outputDirShown;
 
 async function main(): Promise<void> {
   const once = process.argv.includes('--once');
@@ -267,7 +264,6 @@ async function main(): Promise<void> {
   env.LOG_LEVEL ||= 'warn';
   const misPath = resolve(env.DEMO_MIS_PATH || join(ROOT, 'data/demo-school.sqlite'));
   const outputDir = resolve(env.DEMO_OUTPUT_DIR || 'demo-output');
-  outputDirShown = outputDir;
   // Partners preview draft extracts against the demo school.
   env.PREVIEW_MIS_PATH ||= misPath;
   env.OBJECT_STORE_DIR ||= join(ROOT, 'data/objects');
@@ -345,6 +341,7 @@ async function main(): Promise<void> {
       const stopWatching = watchRuns(server, school.id);
       ok = await runOnce(
         { server, config, school, received, ...world },
+        outputDir,
         Number(env.DEMO_ONCE_TIMEOUT_MS || 600_000),
       );
       stopWatching();

@@ -2,7 +2,6 @@ import { decryptChunk, sha256Hex, unwrapKeyForRecipient } from '@keystage/crypto
 import { JobRejectCode } from '@keystage/protocol';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
-import { AgentChannel } from '../agents/agent-channel.js';
 import {
   AgentGateway,
   type AgentMessageEvent,
@@ -38,7 +37,6 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     private readonly repo: RunsRepository,
     private readonly lifecycle: RunLifecycle,
     private readonly dispatcher: RunDispatcher,
-    private readonly channel: AgentChannel,
     private readonly queue: RunQueue,
     private readonly results: ResultStore,
     private readonly platformKeys: PlatformKeysService,
@@ -285,10 +283,5 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
       return;
     }
     reply('run.ack', { runId: job.id, outcome: job.state === 'CANCELLED' ? 'cancelled' : 'failed' });
-  }
-
-  /** Tells the agent to stop a job (cancel, revoke). */
-  async cancelJob(agentId: string, jobId: string, reason: string): Promise<void> {
-    await this.channel.cancelJob(agentId, jobId, reason);
   }
 }

@@ -7,6 +7,7 @@ import type { DeliverySink, Prisma } from '@keystage/db';
 import {
   type Change as DeltaChange,
   type DeltaValue,
+  DuplicateKeyError,
   diffSnapshots,
   holdDecision,
   SnapshotBuilder,
@@ -321,7 +322,12 @@ export class RunPipeline {
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'result.invalid';
       this.logger.warn({ runId: run.id, dataset: dataset.name, code }, 'result refused');
-      return { code, error: `dataset ${dataset.name}: ${(err as Error).message}` };
+      // The run's error is logged and shown to the partner: never the key values (pupil ids).
+      const message =
+        err instanceof DuplicateKeyError
+          ? `two rows share one key (${err.keyColumns.join(', ')}); fix the extract's key or SQL`
+          : (err as Error).message;
+      return { code, error: `dataset ${dataset.name}: ${message}` };
     }
   }
 

@@ -136,7 +136,7 @@ export class SchedulerService {
       this.logger.warn({ scheduleId }, 'schedule has no occurrence within a year');
       return null;
     }
-    const version = await this.versionFor(schedule.agreementId, schedule.schoolId, schedule.extractId);
+    const version = await this.versionFor(schedule.agreementId, schedule.extractId);
     if (!version) return null;
     const run = await this.createRun({
       partnerId: schedule.agreement.partnerId,
@@ -246,15 +246,8 @@ export class SchedulerService {
     return run;
   }
 
-  /**
-   * The extract version a run uses: the newest published version the school's agreement covers —
-   * the approved one, or a later one that reads no more (checked again at dispatch).
-   */
-  private async versionFor(
-    agreementId: string,
-    _schoolId: string,
-    extractId: string,
-  ): Promise<string | null> {
+  /** The extract version a scheduled run uses: the newest one the agreement approved. */
+  private async versionFor(agreementId: string, extractId: string): Promise<string | null> {
     const approved = await this.prisma.client.agreementExtractVersion.findFirst({
       where: { agreementId, extractVersion: { extractId } },
       orderBy: { extractVersion: { version: 'desc' } },
