@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { generateToSqlite } from '@keystage/demo-mis';
 import { libraryDocumentText } from '@keystage/extract-spec';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentChannel } from '../apps/cloud/src/agents/agent-channel.js';
 import { AgentsService } from '../apps/cloud/src/agents/agents.service.js';
 import { AgreementsService } from '../apps/cloud/src/agreements/agreements.service.js';
 import { ApiKeysService } from '../apps/cloud/src/api-keys/api-keys.service.js';
@@ -9,6 +10,8 @@ import { type RunningServer, startServer } from '../apps/cloud/src/bootstrap.js'
 import { loadConfig } from '../apps/cloud/src/config/config.js';
 import { PrismaProvider } from '../apps/cloud/src/database/prisma.provider.js';
 import { ExtractsService } from '../apps/cloud/src/extracts/extracts.service.js';
+import { RunDispatcher } from '../apps/cloud/src/runs/run-dispatcher.js';
+import { RunsRepository } from '../apps/cloud/src/runs/runs.repository.js';
 import { agent, tempDataDir } from './support/agent.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { json } from './support/http.js';
@@ -291,6 +294,25 @@ describe('run now', () => {
     expect(cancelled.body.state).toBe('CANCELLED');
     const again = await api('POST', `/partners/${partnerId}/runs/${started.body.id}/cancel`, {});
     expect(again.status).toBe(409);
+  });
+
+  it('an offer racing a cancel leaves nothing in the agent’s queue (a stale offer would keep it busy)', async () => {
+    // The agent is offline (killed above): the run waits, dispatched, its first dataset offered.
+    const started = await api('POST', `/partners/${partnerId}/runs`, {
+      schoolId,
+      extractId: extractIds['absence-alerts'],
+    });
+    await waitForRun(started.body.id, ['DISPATCHED']);
+    const repo = server.app.get(RunsRepository);
+    const channel = server.app.get(AgentChannel);
+    const stale = (await repo.find(started.body.id))!;
+    const agentId = stale.agentId!;
+    await api('POST', `/partners/${partnerId}/runs/${started.body.id}/cancel`, {});
+    expect(await channel.pendingIds(agentId)).toEqual([]);
+    // The dispatcher still holds the row it read before the cancel, with the job not yet offered.
+    const beforeOffer = { ...stale, jobs: stale.jobs.map((j) => ({ ...j, state: 'PENDING' as const })) };
+    await server.app.get(RunDispatcher).offerNext(beforeOffer);
+    expect(await channel.pendingIds(agentId)).toEqual([]);
   });
 
   it('an agent offline past the deadline → missed, with the reason', async () => {

@@ -54,6 +54,8 @@ interface Session {
   authTimer?: NodeJS.Timeout;
   /** Frames of one agent are handled one after another, in the order they arrived. */
   inbox: Promise<void>;
+  /** The run hand-over after connecting (stale pending jobs dropped); `work.pull` waits for it. */
+  handover?: Promise<void>;
 }
 
 /** Events the rest of the control plane listens to (runs, ingest). */
@@ -337,7 +339,7 @@ export class AgentGateway
     this.logger.info({ agentId, sessionId: session.sessionId }, 'agent connected');
     this.events.emit('connected', { agentId, schoolId: session.schoolId });
     if (this.handler) {
-      void this.handler.connected(agentId, session.schoolId!).catch((err: unknown) => {
+      session.handover = this.handler.connected(agentId, session.schoolId!).catch((err: unknown) => {
         this.logger.error({ err, agentId }, 'run hand-over after connect failed');
       });
     }
@@ -366,6 +368,8 @@ export class AgentGateway
         return;
       }
       case 'work.pull': {
+        // After the hand-over, so jobs of runs that ended while the agent was away are gone.
+        await session.handover;
         const pending = await this.channel.pending(agentId);
         for (const frame of pending.slice(0, message.body.maxJobs)) session.ws.send(frame);
         return;

@@ -130,10 +130,12 @@ export class RunDispatcher {
       return true;
     }
     if (job.state !== 'RUNNING') {
-      await this.repo.transitionJob(job.id, ['PENDING', 'OFFERED'], 'OFFERED', {
+      const offered = await this.repo.transitionJob(job.id, ['PENDING', 'OFFERED'], 'OFFERED', {
         agentId: run.agentId,
         offeredAt: new Date(),
       });
+      // Cancelled (or finished) meanwhile: an offer now would sit in the agent's queue, unowned.
+      if (!offered) return true;
     }
     const delivered = await this.channel.offerJob(run.agentId, input);
     if (!delivered && job.state !== 'RUNNING') {

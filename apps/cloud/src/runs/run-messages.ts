@@ -19,6 +19,7 @@ import { type RunJobRow, RunsRepository } from './runs.repository.js';
 
 /** Rejections worth offering again later (the agent was busy, expired in transit, no session). */
 const RETRY_REJECTS = new Set<string>([JobRejectCode.Expired, JobRejectCode.NotYetValid]);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A safety net: a busy agent gets the job again as soon as it finishes its current one. */
 const REOFFER_DELAY_MS = 5_000;
 
@@ -61,6 +62,12 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     const job = await this.jobOf(event.agentId, message.body.runId as string);
     if (!job) {
       reply('error', { code: 'run.unknown', message: 'no such run for this agent' });
+      // An agent holding such a job (a stale offer) must not keep it running: it would stay busy.
+      const stoppable =
+        message.type === 'job.accept' || message.type === 'chunk' || message.type === 'run.resume';
+      if (stoppable && UUID.test(message.body.runId)) {
+        reply('job.cancel', { runId: message.body.runId, reason: 'no such run for this agent' });
+      }
       return;
     }
     switch (message.type) {
@@ -172,7 +179,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
 
   /** The job, if it exists and was given to this agent. */
   private async jobOf(agentId: string, jobId: string): Promise<RunJobRow | null> {
-    if (!/^[0-9a-f-]{36}$/i.test(jobId)) return null;
+    if (!UUID.test(jobId)) return null;
     const job = await this.repo.findJob(jobId);
     if (!job || job.agentId !== agentId) return null;
     return job;
