@@ -1,7 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSigningKeyPair, signEnvelope, unwrapKeyForRecipient } from '@keystage/crypto';
+import {
+  decryptChunk,
+  generateSigningKeyPair,
+  sha256Hex,
+  signEnvelope,
+  unwrapKeyForRecipient,
+} from '@keystage/crypto';
 import { generateToMysql, generateToPostgres, generateToSqlite, openMis } from '@keystage/demo-mis';
 import { createMessage, encodeMessage } from '@keystage/protocol';
 import { ResultDecoder } from '@keystage/result-stream';
@@ -27,6 +33,7 @@ let urnSeq = 0;
 const SYSTEM = { type: 'SYSTEM' as const, id: null, requestId: null };
 const events: AgentMessageEvent[] = [];
 const chunks = new Map<string, Buffer[]>();
+const reuses: { runId: string; seq: number; plainSha256: string }[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase('agent_jobs');
@@ -51,7 +58,12 @@ beforeAll(async () => {
     handle: async (e, reply) => {
       const m = e.message;
       if (m.type === 'job.accept') reply('chunk.ack', { runId: m.body.runId, nextSeq: 0, credits: 64 });
-      else if (m.type === 'chunk') {
+      else if (m.type === 'chunk.reuse') {
+        // This stand-in keeps no earlier results: it always asks for the bytes.
+        reuses.push(m.body);
+        const stored = chunks.get(m.body.runId)?.length ?? 0;
+        reply('chunk.ack', { runId: m.body.runId, nextSeq: stored, credits: 64, reuse: false });
+      } else if (m.type === 'chunk') {
         const list = chunks.get(m.body.runId) ?? [];
         if (m.body.seq === list.length) list.push(Buffer.from(m.body.payload, 'base64'));
         chunks.set(m.body.runId, list);
@@ -271,6 +283,51 @@ describe('the agent runs signed, read-only jobs against the MIS', () => {
     const surname = String(rows[0]!.surname);
     for (const bytes of chunks.get(runId) ?? []) expect(bytes.includes(Buffer.from(surname))).toBe(false);
     expect(readFileSync(join(dataDir, '..', 'statements.log'), 'utf8')).toContain(runId);
+  });
+
+  it('offers unchanged chunks as chunk.reuse, and sends their bytes when the control plane cannot reuse them', async () => {
+    const gateway = server.app.get(AgentGateway);
+    const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
+    const sql = 'SELECT person_id, surname FROM sims.sims_person ORDER BY person_id';
+    const job = (runId: string) => ({
+      runId,
+      extractVersionId: randomUUID(),
+      datasetName: 'people',
+      sql,
+      sqlSha256: createHash('sha256').update(sql).digest('hex'),
+      parameters: [],
+      deadline: new Date(Date.now() + 60_000).toISOString(),
+    });
+    const dataKeyOf = (runId: string) => {
+      const accept = events.find(
+        (e) => e.message.type === 'job.accept' && (e.message.body as { runId: string }).runId === runId,
+      );
+      const wrapped = (accept!.message.body as { dataKey: { wrapped: string } }).dataKey.wrapped;
+      return unwrapKeyForRecipient(Buffer.from(wrapped, 'base64'), resultKey.privateKeyObject, runId);
+    };
+    const first = randomUUID();
+    await gateway.offerJob(agentId, job(first));
+    const firstDone = await outcome(first);
+    expect(firstDone.type).toBe('run.complete');
+    const key = dataKeyOf(first);
+    const digests = (chunks.get(first) ?? []).map((bytes, seq) =>
+      sha256Hex(decryptChunk(bytes, key, { runId: first, seq })),
+    );
+    expect(digests.length).toBeGreaterThan(0);
+
+    const second = randomUUID();
+    await gateway.offerJob(agentId, { ...job(second), reuse: { chunks: digests } });
+    const secondDone = await outcome(second);
+    expect(secondDone.type).toBe('run.complete');
+    // The agent recognised chunk 0 as unchanged (same plaintext under a new data key) …
+    expect(reuses.filter((r) => r.runId === second)).toEqual([
+      expect.objectContaining({ seq: 0, plainSha256: digests[0] }),
+    ]);
+    // … and, told `reuse: false`, sent every chunk's bytes: the same result as the first run.
+    expect(chunks.get(second)).toHaveLength(digests.length);
+    const body = (m: typeof firstDone) => m.body as { resultSha256: string; rowCount: number };
+    expect(body(secondDone).resultSha256).toBe(body(firstDone).resultSha256);
+    expect(body(secondDone).rowCount).toBe(body(firstDone).rowCount);
   });
 
   it('refuses SQL that is not one read-only statement, even correctly signed and hashed', async () => {

@@ -690,7 +690,8 @@ describe('Redis restarted', () => {
     await s.waitForRun(nowRun, ['DELIVERED'], 30_000);
     await s.waitForRun(scheduled.id, ['DELIVERED'], scheduled.dueAt.getTime() - Date.now() + 30_000);
     expect(node.proc.output()).toMatch(/the run sweep was missing from Redis/);
-    expect(node.proc.output()).toMatch(/"msg":"agent presence restored"/);
+    // The agent gets its runs back whether its socket stayed up (presence restored at the next
+    // heartbeat flush) or it reconnected while Redis was away: the runs above are what counts.
     const now = await s.run(nowRun);
     const slot = await s.run(scheduled.id);
     expect(now.attempt).toBe(1);

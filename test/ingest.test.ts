@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  decryptChunk,
   encryptChunk,
   generateDataKey,
   generateSigningKeyPair,
@@ -19,8 +20,10 @@ import { type RunningServer, startServer } from '../apps/cloud/src/bootstrap.js'
 import { loadConfig } from '../apps/cloud/src/config/config.js';
 import { PrismaProvider } from '../apps/cloud/src/database/prisma.provider.js';
 import { ExtractsService } from '../apps/cloud/src/extracts/extracts.service.js';
+import { ResultStore } from '../apps/cloud/src/results/result-store.js';
 import { RunMessages } from '../apps/cloud/src/runs/run-messages.js';
 import { RunSweeper } from '../apps/cloud/src/runs/run-sweeper.js';
+import { RunsRepository } from '../apps/cloud/src/runs/runs.repository.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { json } from './support/http.js';
 import { uniquePrefix } from './support/process.js';
@@ -211,7 +214,18 @@ describe('chunk ingest', () => {
       data: { schoolId, publicKey: generateSigningKeyPair().publicKey },
     });
     const replies = await send('chunk', chunk(jobId, 0, sealed), intruder.id);
-    expect(replies).toEqual([{ type: 'error', body: expect.objectContaining({ code: 'run.unknown' }) }]);
+    // Told the job is not its own, and to stop it (an agent holding a stale offer would stay busy).
+    expect(replies).toEqual([
+      { type: 'error', body: expect.objectContaining({ code: 'run.unknown' }) },
+      { type: 'job.cancel', body: expect.objectContaining({ runId: jobId }) },
+    ]);
+    expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).nextSeq).toBe(0);
+    const reuse = await send(
+      'chunk.reuse',
+      { runId: jobId, seq: 0, byteLength: sealed.length, plainSha256: sha256Hex(Buffer.from('chunk')) },
+      intruder.id,
+    );
+    expect(reuse.map((r) => r.type)).toEqual(['error', 'job.cancel']);
     expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).nextSeq).toBe(0);
   });
 
@@ -230,6 +244,123 @@ describe('chunk ingest', () => {
     });
     expect(replies).toEqual([{ type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 0 }) }]);
     expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).state).toBe('RUNNING');
+  });
+});
+
+describe('chunk reuse (protocol 1.2)', () => {
+  const plain = Buffer.from('the plaintext of chunk zero, as the agent would seal it');
+  const digest = sha256Hex(plain);
+
+  /** A finished earlier result: job A's chunk 0 uploaded through the handler, the run processed. */
+  async function earlierResult() {
+    const key = generateDataKey();
+    const a = await acceptedJob(key);
+    const sealed = encryptChunk(plain, key, { runId: a.jobId, seq: 0 });
+    await send('chunk', chunk(a.jobId, 0, sealed));
+    await prisma.runJob.update({
+      where: { id: a.jobId },
+      data: { state: 'UPLOADED', chunkCount: 1, uploadedAt: new Date() },
+    });
+    await prisma.run.update({ where: { id: a.runId }, data: { state: 'PROCESSED' } });
+    return { ...a, sealedLength: sealed.length };
+  }
+
+  it('re-seals the stored copy of an unchanged chunk for the new run, without its bytes being sent', async () => {
+    const a = await earlierResult();
+    const keyB = generateDataKey();
+    const b = await acceptedJob(keyB);
+    const runB = (await server.app.get(RunsRepository).find(b.runId))!;
+    const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
+    // What the dispatcher offers: A's chunk digests (recorded at ingest).
+    const source = await server.app.get(RunsRepository).reuseSource(runB, 'pupils', resultKey.keyId, 4096);
+    expect(source).toEqual({ jobId: a.jobId, chunks: [digest] });
+    await prisma.runJob.update({ where: { id: b.jobId }, data: { reuseJobId: a.jobId } });
+
+    const replies = await send('chunk.reuse', {
+      runId: b.jobId,
+      seq: 0,
+      byteLength: a.sealedLength,
+      plainSha256: digest,
+    });
+    expect(replies).toEqual([{ type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 1 }) }]);
+    expect(replies[0]!.body.reuse).toBeUndefined();
+    const job = await prisma.runJob.findUniqueOrThrow({ where: { id: b.jobId } });
+    expect(job).toMatchObject({ nextSeq: 1, reusedChunks: 1, reusedBytes: BigInt(a.sealedLength) });
+    // Stored sealed under B's own key, id and position: it opens with B's key to A's plaintext.
+    const results = server.app.get(ResultStore);
+    const stored = await results.getBuffer(schoolId, results.chunkKey(b.runId, b.jobId, 0));
+    expect(decryptChunk(stored, keyB, { runId: b.jobId, seq: 0 }).equals(plain)).toBe(true);
+  });
+
+  it('answers reuse: false (send the bytes) for a digest that differs, or when nothing was offered', async () => {
+    const a = await earlierResult();
+    const b = await acceptedJob(generateDataKey());
+    await prisma.runJob.update({ where: { id: b.jobId }, data: { reuseJobId: a.jobId } });
+    const wrong = await send('chunk.reuse', {
+      runId: b.jobId,
+      seq: 0,
+      byteLength: a.sealedLength,
+      plainSha256: sha256Hex(Buffer.from('other rows')),
+    });
+    expect(wrong).toEqual([
+      { type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 0, reuse: false }) },
+    ]);
+    const c = await acceptedJob(generateDataKey());
+    const none = await send('chunk.reuse', {
+      runId: c.jobId,
+      seq: 0,
+      byteLength: a.sealedLength,
+      plainSha256: digest,
+    });
+    expect(none[0]!.body).toMatchObject({ nextSeq: 0, reuse: false });
+    expect((await prisma.runJob.findUniqueOrThrow({ where: { id: b.jobId } })).reusedChunks).toBe(0);
+  });
+
+  it("never reuses another school's chunk, even when pointed at it", async () => {
+    const a = await earlierResult();
+    const other = await prisma.school.create({
+      data: { urn: '400002', laEstab: '873/7002', name: 'Other School', misType: 'DEMO_SQLITE' },
+    });
+    const otherAgent = await prisma.agent.create({
+      data: { schoolId: other.id, publicKey: generateSigningKeyPair().publicKey },
+    });
+    const key = generateDataKey();
+    const jobId = randomUUID();
+    const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
+    const template = await prisma.run.findUniqueOrThrow({ where: { id: a.runId } });
+    await prisma.run.create({
+      data: {
+        partnerId: partnerA,
+        schoolId: other.id,
+        agreementId: template.agreementId,
+        extractVersionId: template.extractVersionId,
+        agentId: otherAgent.id,
+        trigger: 'MANUAL',
+        state: 'RUNNING',
+        paramsHash: 'a'.repeat(64),
+        dueAt: new Date(),
+        deadlineAt: new Date(Date.now() + 3600_000),
+        jobs: {
+          create: {
+            id: jobId,
+            datasetName: 'pupils',
+            position: 0,
+            state: 'RUNNING',
+            agentId: otherAgent.id,
+            resultKeyId: resultKey.keyId,
+            wrappedKey: wrapKeyForRecipient(key, resultKey.publicKey, jobId).toString('base64'),
+            reuseJobId: a.jobId,
+          },
+        },
+      },
+    });
+    const replies = await send(
+      'chunk.reuse',
+      { runId: jobId, seq: 0, byteLength: a.sealedLength, plainSha256: digest },
+      otherAgent.id,
+    );
+    expect(replies[0]!.body).toMatchObject({ nextSeq: 0, reuse: false });
+    expect(filesUnder(objectsDir).filter((f) => f.includes(jobId))).toHaveLength(0);
   });
 });
 

@@ -243,6 +243,23 @@ describe('run now', () => {
     expect(audit.slice(5).map((a) => a.action)).toEqual(audit.length > 5 ? ['run.delivered'] : []);
   });
 
+  it('a rerun with no change sends no chunk again: the control plane reuses its copies (protocol 1.2)', async () => {
+    const started = await api('POST', `/partners/${partnerId}/runs`, {
+      schoolId,
+      extractId: extractIds['school-library'],
+    });
+    const run = await waitForRun(started.body.id, ['PROCESSED', 'DELIVERED', 'FAILED']);
+    expect(run.state).not.toBe('FAILED');
+    expect(run.datasets.length).toBeGreaterThan(0);
+    for (const d of run.datasets) {
+      expect(d.chunkCount, d.name).toBeGreaterThan(0);
+      expect(d.reusedChunks, d.name).toBe(d.chunkCount);
+      expect(d.reusedBytes, d.name).toBe(d.byteCount);
+    }
+    // The re-sealed copies decode to the same rows: nothing changed.
+    expect([run.insertCount, run.updateCount, run.deleteCount]).toEqual([0, 0, 0]);
+  });
+
   const brokenRuns: string[] = [];
   it('is rate-limited per extract and school', async () => {
     const extractId = extractIds.broken!;

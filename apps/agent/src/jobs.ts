@@ -23,7 +23,7 @@ export interface JobOutbox {
 /** The link to the control plane, whatever socket is current. */
 export interface CloudLink {
   /** Sends on the current socket; false when there is none (the message is dropped). */
-  send<T extends 'chunk' | 'run.resume' | 'run.complete' | 'run.failed' | 'job.progress'>(
+  send<T extends 'chunk' | 'chunk.reuse' | 'run.resume' | 'run.complete' | 'run.failed' | 'job.progress'>(
     type: T,
     body: MessageBody<T>,
   ): boolean;
@@ -60,6 +60,12 @@ interface Running {
     | { type: 'run.failed'; body: MessageBody<'run.failed'> };
   acked?: () => void;
   firstAck?: { runId: string; nextSeq: number; credits: number };
+  /**
+   * Plaintext digests of the chunks the control plane holds from the last result (the job's
+   * `reuse.chunks`): a chunk that hashes the same is sent as `chunk.reuse`. Dropped when the control
+   * plane answers `reuse: false`.
+   */
+  reuse?: readonly string[];
 }
 
 const reject = (
@@ -89,15 +95,21 @@ export class JobRunner {
   }
 
   /** The control plane acknowledged chunks: release them and send what the new credits allow. */
-  onChunkAck(ack: { runId: string; nextSeq: number; credits: number }): void {
+  onChunkAck(ack: { runId: string; nextSeq: number; credits: number; reuse?: boolean }): void {
     const running = this.running;
     if (running?.runId !== ack.runId) return;
+    if (ack.reuse === false && running.reuse) {
+      // The control plane could not reuse a chunk: bytes from its nextSeq on, for the rest of the run.
+      running.reuse = undefined;
+      running.window?.resetForReconnect();
+    }
+    const { runId, nextSeq, credits } = ack;
     if (!running.window) {
       // Credits granted before the query produced anything: kept for when the window opens.
-      running.firstAck = ack;
+      running.firstAck = { runId, nextSeq, credits };
       return;
     }
-    running.window.onAck(ack);
+    running.window.onAck({ runId, nextSeq, credits });
     void this.pump(running);
   }
 
@@ -180,7 +192,12 @@ export class JobRunner {
         wrapped: wrapKeyForRecipient(dataKey, job.resultKey.publicKey, job.runId).toString('base64'),
       },
     };
-    const running: Running = { runId: job.runId, accept, abort: new AbortController() };
+    const running: Running = {
+      runId: job.runId,
+      accept,
+      abort: new AbortController(),
+      ...(job.reuse?.chunks.length ? { reuse: job.reuse.chunks } : {}),
+    };
     this.running = running;
     out.accept(accept);
     try {
@@ -318,6 +335,15 @@ export class JobRunner {
     const window = running.window;
     if (!window) return;
     for (const chunk of await window.sendable()) {
+      if (chunk.plainSha256 && running.reuse?.[chunk.seq] === chunk.plainSha256) {
+        this.options.link.send('chunk.reuse', {
+          runId: running.runId,
+          seq: chunk.seq,
+          byteLength: chunk.byteLength,
+          plainSha256: chunk.plainSha256,
+        });
+        continue;
+      }
       this.options.link.send('chunk', {
         runId: running.runId,
         seq: chunk.seq,

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { MESSAGE_TYPES, type MessageCatalogue, messageCatalogue } from './catalogue.js';
+import { MESSAGE_TYPES, Message, type MessageCatalogue, messageCatalogue } from './catalogue.js';
 import { compareVersions, PROTOCOL_VERSION, parseProtocolVersion } from './version.js';
 
 // The committed catalogue snapshot pins the protocol: any change to a message schema, a sender, a
@@ -61,6 +61,11 @@ describe('the message catalogue', () => {
       expect(schema.properties).toMatchObject({ type: { const: type } });
     }
     expect(JSON.parse(JSON.stringify(current))).toEqual(current);
+  });
+
+  it('has every catalogued type in the Message union, and only those', () => {
+    const union = Message.options.map((o) => o.shape.type.value).sort();
+    expect(union).toEqual([...MESSAGE_TYPES].sort());
   });
 
   it('matches the committed snapshot, or comes with a version bump', () => {

@@ -43,6 +43,7 @@ export {
   MAX_MESSAGE_TEXT_LENGTH,
   MAX_PARAMETER_STRING_LENGTH,
   MAX_PARAMETERS,
+  MAX_REUSE_CHUNKS,
   MAX_SQL_LENGTH,
   PROTOCOL_LIMITS,
 } from './limits.js';
@@ -77,6 +78,7 @@ export {
   base64DecodedLength,
   Chunk,
   ChunkAck,
+  ChunkReuse,
   RunAck,
   RunComplete,
   RunFailed,

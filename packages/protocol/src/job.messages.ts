@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { JobRejectCodeSchema } from './codes.js';
 import { defineMessage } from './envelope.js';
-import { MAX_PARAMETER_STRING_LENGTH, MAX_PARAMETERS, MAX_SQL_LENGTH } from './limits.js';
+import { MAX_PARAMETER_STRING_LENGTH, MAX_PARAMETERS, MAX_REUSE_CHUNKS, MAX_SQL_LENGTH } from './limits.js';
 import { Base64, Count, IsoDateTime, MessageText, Nonce, Sha256Hex, Signature, Uuid } from './primitives.js';
 
 // Everything inside a signed job is a *loose* object: unknown keys are kept, not stripped. The
@@ -61,6 +61,13 @@ export const JobSpec = z.looseObject({
     /** SPKI DER, base64. */
     publicKey: Base64.max(256),
   }),
+  /**
+   * Since 1.2, optional: the chunks of the last result the control plane still holds for this
+   * dataset (same school, extract and parameters), as the sha256 (hex) of each chunk's plaintext in
+   * seq order. A chunk whose plaintext hashes the same as entry `seq` may be sent as `chunk.reuse`
+   * instead of its bytes. An agent of 1.1 ignores the field (and uploads everything).
+   */
+  reuse: z.looseObject({ chunks: z.array(Sha256Hex).max(MAX_REUSE_CHUNKS) }).optional(),
 });
 export type JobSpec = z.infer<typeof JobSpec>;
 

@@ -25,6 +25,12 @@ export const MAX_PARAMETER_STRING_LENGTH = 1_000;
 /** Longest human-readable message text (errors, refusals, reasons). */
 export const MAX_MESSAGE_TEXT_LENGTH = 1_000;
 
+/**
+ * Most chunk digests a job's `reuse` list carries (since 1.2): 4,096 × 67 characters ≈ 270 KiB,
+ * which with the largest SQL still fits a frame. Longer results reuse their first 4,096 chunks.
+ */
+export const MAX_REUSE_CHUNKS = 4_096;
+
 /** All limits in one object, as published in the catalogue. */
 export const PROTOCOL_LIMITS = {
   maxFrameBytes: MAX_FRAME_BYTES,
@@ -34,4 +40,5 @@ export const PROTOCOL_LIMITS = {
   maxParameters: MAX_PARAMETERS,
   maxParameterStringLength: MAX_PARAMETER_STRING_LENGTH,
   maxMessageTextLength: MAX_MESSAGE_TEXT_LENGTH,
+  maxReuseChunks: MAX_REUSE_CHUNKS,
 } as const;

@@ -41,6 +41,27 @@ export const Chunk = defineMessage(
 export type Chunk = z.infer<typeof Chunk>;
 
 /**
+ * Agent → cloud, since 1.2: chunk `seq` is byte for byte the chunk the job's `reuse.chunks[seq]`
+ * names (the sha256 of its plaintext matches), so its bytes are not sent. The control plane takes
+ * its stored copy of that chunk, checks the plaintext digest, seals it again for this run and
+ * position, stores it and acknowledges it like any chunk. `byteLength` is the length the sealed
+ * chunk has (it counts in `run.complete`'s `byteCount`). A control plane that cannot reuse the
+ * chunk answers a `chunk.ack` with `reuse: false`; the agent then sends bytes from `nextSeq` on.
+ * Same window rules as `chunk`.
+ */
+export const ChunkReuse = defineMessage(
+  'chunk.reuse',
+  z.object({
+    runId: Uuid,
+    seq: Count,
+    byteLength: z.int().min(1).max(MAX_CHUNK_BYTES),
+    /** sha256 (hex) of the chunk's plaintext (codec byte and body, before sealing). */
+    plainSha256: Sha256Hex,
+  }),
+);
+export type ChunkReuse = z.infer<typeof ChunkReuse>;
+
+/**
  * Cloud → agent: flow control and acknowledgement in one. Every chunk with seq < `nextSeq` is stored
  * durably and may be deleted from the agent's buffer; the agent may send chunks with
  * seq < `nextSeq + credits`. Absolute values, not increments, so a lost or repeated ack does no harm.
@@ -48,7 +69,13 @@ export type Chunk = z.infer<typeof Chunk>;
  */
 export const ChunkAck = defineMessage(
   'chunk.ack',
-  z.object({ runId: Uuid, nextSeq: Count, credits: z.int().min(0).max(MAX_CHUNK_CREDITS) }),
+  z.object({
+    runId: Uuid,
+    nextSeq: Count,
+    credits: z.int().min(0).max(MAX_CHUNK_CREDITS),
+    /** Since 1.2: `false` when a `chunk.reuse` could not be honoured; send bytes from here on. */
+    reuse: z.boolean().optional(),
+  }),
 );
 export type ChunkAck = z.infer<typeof ChunkAck>;
 

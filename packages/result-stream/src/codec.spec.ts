@@ -73,6 +73,29 @@ function smallRows(n: number): unknown[][] {
   return Array.from({ length: n }, (_, i) => [i, `pupil ${i}`]);
 }
 
+describe('plaintext digests (chunk.reuse)', () => {
+  it('are equal for the same rows whatever the run and data key, and differ when a row changes', () => {
+    const rows = Array.from({ length: 5_000 }, (_, i) => [i, `pupil ${i}`, i % 7 === 0 ? null : 'PM']);
+    const options = { columns: ['id', 'name', 'session'], targetChunkBytes: 16_384 };
+    const a = encodeAll(rows, { ...options, dataKey: generateDataKey() });
+    const b = encodeAll(rows, { ...options, runId: OTHER_RUN, dataKey: generateDataKey() });
+    expect(a.chunks.length).toBeGreaterThan(3);
+    expect(b.chunks.map((c) => c.plainSha256)).toEqual(a.chunks.map((c) => c.plainSha256));
+    expect(b.chunks.map((c) => c.sha256)).not.toEqual(a.chunks.map((c) => c.sha256));
+    // The digest is of what the cloud decrypts: decryptChunk(bytes) hashes to it.
+    const key = generateDataKey();
+    const c = encodeAll(rows, { ...options, dataKey: key });
+    const plain = decryptChunk(c.chunks[1]!.bytes, key, { runId: RUN, seq: 1 });
+    expect(sha256Hex(plain)).toBe(c.chunks[1]!.plainSha256);
+    const changed = rows.map((r) => [...r]);
+    changed[4_000]![1] = 'pupil renamed';
+    const d = encodeAll(changed, { ...options, dataKey: generateDataKey() });
+    const same = d.chunks.filter((ch, i) => ch.plainSha256 === a.chunks[i]?.plainSha256).length;
+    expect(same).toBeGreaterThan(0);
+    expect(same).toBeLessThan(a.chunks.length);
+  });
+});
+
 describe('limits', () => {
   it('mirrors the protocol limits', () => {
     expect(MAX_CHUNK_BYTES).toBe(protocolLimits.MAX_CHUNK_BYTES);

@@ -26,6 +26,12 @@ export interface EncodedChunk {
   byteLength: number;
   /** Rows in this chunk (informational: the wire message does not carry it). */
   rowCount: number;
+  /**
+   * sha256 (hex) of the chunk's plaintext (codec byte and body, before sealing): equal for equal
+   * rows cut at equal places, whatever the data key, so a rerun can tell the cloud "you have this
+   * one" (`chunk.reuse`). Optional for chunks built elsewhere.
+   */
+  plainSha256?: string;
 }
 
 /** The totals of a finished stream: what `run.complete` carries and `ResultDecoder.finish` checks. */
@@ -223,7 +229,14 @@ export class ResultEncoder {
     this.digest.update(body);
     this.seq = seq + 1;
     this.bytes += bytes.length;
-    out.push({ seq, bytes, sha256: sha256Hex(bytes), byteLength: bytes.length, rowCount: rows.length });
+    out.push({
+      seq,
+      bytes,
+      sha256: sha256Hex(bytes),
+      byteLength: bytes.length,
+      rowCount: rows.length,
+      plainSha256: sha256Hex(plaintext),
+    });
     return body.length;
   }
 

@@ -17,6 +17,7 @@ interface SpilledMeta {
   sha256: string;
   byteLength: number;
   rowCount: number;
+  plainSha256?: string;
 }
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -107,6 +108,7 @@ export class SpillBuffer {
       sha256: chunk.sha256,
       byteLength: chunk.byteLength,
       rowCount: chunk.rowCount,
+      ...(chunk.plainSha256 ? { plainSha256: chunk.plainSha256 } : {}),
     });
     const written = writeFile(this.pathOf(chunk.seq), chunk.bytes, { mode: 0o600, flag: 'wx' });
     this.writing.set(chunk.seq, written);
@@ -130,7 +132,14 @@ export class SpillBuffer {
     if (bytes.length !== meta.byteLength || sha256Hex(bytes) !== meta.sha256) {
       throw new ResultStreamError(ResultStreamErrorCode.SpillCorrupt, `spilled chunk ${seq} changed on disk`);
     }
-    return { seq, bytes, sha256: meta.sha256, byteLength: meta.byteLength, rowCount: meta.rowCount };
+    return {
+      seq,
+      bytes,
+      sha256: meta.sha256,
+      byteLength: meta.byteLength,
+      rowCount: meta.rowCount,
+      ...(meta.plainSha256 ? { plainSha256: meta.plainSha256 } : {}),
+    };
   }
 
   /** Deletes chunk `seq` (its bytes stop counting at once); a missing file is not an error. */

@@ -15,7 +15,14 @@ const code = (c: string) => expect.objectContaining({ code: c });
 
 function chunk(seq: number, size = 1000): EncodedChunk {
   const bytes = randomBytes(size);
-  return { seq, bytes, sha256: sha256Hex(bytes), byteLength: size, rowCount: 10 };
+  return {
+    seq,
+    bytes,
+    sha256: sha256Hex(bytes),
+    byteLength: size,
+    rowCount: 10,
+    plainSha256: `${seq}`.repeat(64).slice(0, 64),
+  };
 }
 
 function chunks(n: number, size = 1000): EncodedChunk[] {
@@ -235,6 +242,8 @@ describe('UploadWindow with a spill buffer', () => {
     for (const c of [...first, ...rest]) {
       expect(c.bytes.equals(list[c.seq]!.bytes)).toBe(true);
       expect(c.sha256).toBe(list[c.seq]!.sha256);
+      // The plaintext digest (for `chunk.reuse`) survives the trip through memory and disk.
+      expect(c.plainSha256).toBe(list[c.seq]!.plainSha256);
     }
 
     window.resetForReconnect();

@@ -40,6 +40,7 @@ interface Entry {
   sha256: string;
   byteLength: number;
   rowCount: number;
+  plainSha256?: string;
   /** The chunk, or null when it is in the spill buffer. */
   bytes: Buffer | null;
 }
@@ -217,6 +218,7 @@ export class UploadWindow {
       sha256: chunk.sha256,
       byteLength: chunk.byteLength,
       rowCount: chunk.rowCount,
+      ...(chunk.plainSha256 ? { plainSha256: chunk.plainSha256 } : {}),
       bytes: chunk.bytes,
     };
     if (this.inMemory < this.maxMemoryChunks) {
@@ -318,6 +320,7 @@ export class UploadWindow {
           sha256: entry.sha256,
           byteLength: entry.byteLength,
           rowCount: entry.rowCount,
+          ...(entry.plainSha256 ? { plainSha256: entry.plainSha256 } : {}),
         });
         continue;
       }

@@ -10,7 +10,7 @@ import { PlatformKeysService } from './platform-keys.service.js';
 /** A job before signing; the channel adds the result key and signs it. */
 export type JobInput = Pick<
   JobSpec,
-  'extractVersionId' | 'datasetName' | 'sql' | 'sqlSha256' | 'parameters' | 'deadline'
+  'extractVersionId' | 'datasetName' | 'sql' | 'sqlSha256' | 'parameters' | 'deadline' | 'reuse'
 > & { runId: string };
 
 /** Shortest validity a signed job gets, so a slow link still delivers it. */

@@ -397,6 +397,7 @@ export class AgentGateway
         return;
       case 'job.progress':
       case 'chunk':
+      case 'chunk.reuse':
       case 'run.resume':
         if (this.handler) {
           await this.handleRunMessage(session, message);

@@ -6,10 +6,11 @@ import {
   ParameterBindingError,
   resolveParameters,
 } from '@keystage/extract-spec';
-import type { JobParameter } from '@keystage/protocol';
+import { type JobParameter, MAX_REUSE_CHUNKS } from '@keystage/protocol';
 import { Inject, Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { AgentChannel, type JobInput } from '../agents/agent-channel.js';
+import { PlatformKeysService } from '../agents/platform-keys.service.js';
 import { AgreementsService } from '../agreements/agreements.service.js';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
@@ -41,6 +42,7 @@ export class RunDispatcher {
     private readonly channel: AgentChannel,
     private readonly agreements: AgreementsService,
     private readonly prisma: PrismaProvider,
+    private readonly keys: PlatformKeysService,
     private readonly logger: PinoLogger,
     @Inject(CLOUD_CONFIG) private readonly config: CloudConfig,
   ) {
@@ -129,13 +131,20 @@ export class RunDispatcher {
       });
       return true;
     }
+    // The last stored result of this dataset, whose unchanged chunks the agent need not send again.
+    const wrapping = await this.keys.active('result-wrapping');
+    const reuse = await this.repo.reuseSource(run, job.datasetName, wrapping.keyId, MAX_REUSE_CHUNKS);
+    if (reuse) input.reuse = { chunks: reuse.chunks };
     if (job.state !== 'RUNNING') {
       const offered = await this.repo.transitionJob(job.id, ['PENDING', 'OFFERED'], 'OFFERED', {
         agentId: run.agentId,
         offeredAt: new Date(),
+        reuseJobId: reuse?.jobId ?? null,
       });
       // Cancelled (or finished) meanwhile: an offer now would sit in the agent's queue, unowned.
       if (!offered) return true;
+    } else {
+      await this.repo.updateJob(job.id, { reuseJobId: reuse?.jobId ?? null });
     }
     const delivered = await this.channel.offerJob(run.agentId, input);
     if (!delivered && job.state !== 'RUNNING') {

@@ -1,4 +1,4 @@
-import { decryptChunk, sha256Hex, unwrapKeyForRecipient } from '@keystage/crypto';
+import { decryptChunk, encryptChunk, sha256Hex, unwrapKeyForRecipient } from '@keystage/crypto';
 import { JobRejectCode } from '@keystage/protocol';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
@@ -64,7 +64,10 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
       reply('error', { code: 'run.unknown', message: 'no such run for this agent' });
       // An agent holding such a job (a stale offer) must not keep it running: it would stay busy.
       const stoppable =
-        message.type === 'job.accept' || message.type === 'chunk' || message.type === 'run.resume';
+        message.type === 'job.accept' ||
+        message.type === 'chunk' ||
+        message.type === 'chunk.reuse' ||
+        message.type === 'run.resume';
       if (stoppable && UUID.test(message.body.runId)) {
         reply('job.cancel', { runId: message.body.runId, reason: 'no such run for this agent' });
       }
@@ -83,14 +86,21 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
         return this.dispatcher.agentReady(event.agentId, event.schoolId);
       case 'chunk':
         return this.chunk(job, message.body, reply);
+      case 'chunk.reuse':
+        return this.chunkReuse(job, message.body, reply);
       case 'run.resume':
         return this.resume(job, reply);
     }
   }
 
   /** Where the upload stands, as a `chunk.ack` (also the answer to `run.resume`). */
-  private ack(job: RunJobRow, nextSeq: number, reply: AgentReply): void {
-    reply('chunk.ack', { runId: job.id, nextSeq, credits: this.config.delivery.ingestCredits });
+  private ack(job: RunJobRow, nextSeq: number, reply: AgentReply, reuse?: false): void {
+    reply('chunk.ack', {
+      runId: job.id,
+      nextSeq,
+      credits: this.config.delivery.ingestCredits,
+      ...(reuse === false ? { reuse } : {}),
+    });
   }
 
   private async resume(job: RunJobRow, reply: AgentReply): Promise<void> {
@@ -112,19 +122,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     body: { seq: number; byteLength: number; sha256: string; payload: string },
     reply: AgentReply,
   ): Promise<void> {
-    if (job.state === 'UPLOADED') return this.ack(job, job.chunkCount ?? job.nextSeq, reply);
-    if (job.state !== 'RUNNING' || !job.wrappedKey) {
-      reply('job.cancel', { runId: job.id, reason: 'no upload is open for this run' });
-      return;
-    }
-    if (body.seq !== job.nextSeq) {
-      if (body.seq >= job.nextSeq + this.config.delivery.ingestCredits) {
-        reply('error', { code: 'chunk.out_of_window', message: `chunk ${body.seq} is beyond the credits` });
-        return;
-      }
-      // A resend of a stored chunk, or one after a gap: say where the upload really is.
-      return this.ack(job, job.nextSeq, reply);
-    }
+    if (!this.inWindow(job, body.seq, reply)) return;
     const bytes = Buffer.from(body.payload, 'base64');
     if (bytes.length !== body.byteLength || sha256Hex(bytes) !== body.sha256) {
       reply('error', {
@@ -134,8 +132,9 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
       return;
     }
     const dataKey = await this.dataKey(job);
+    let plaintext: Buffer;
     try {
-      decryptChunk(bytes, dataKey, { runId: job.id, seq: body.seq });
+      plaintext = decryptChunk(bytes, dataKey, { runId: job.id, seq: body.seq });
     } catch {
       this.logger.warn({ runId: job.runId, seq: body.seq }, 'refused a chunk that does not authenticate');
       reply('error', {
@@ -155,25 +154,95 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
       return;
     }
     await this.results.put(job.run.schoolId, this.results.chunkKey(job.runId, job.id, body.seq), bytes);
-    const stored = await this.repo.advanceUpload(job.id, body.seq);
+    const stored = await this.repo.advanceUpload(job.id, body.seq, sha256Hex(plaintext));
     if (stored) job.nextSeq = body.seq + 1;
     this.ack(job, job.nextSeq, reply);
   }
 
-  private async dataKey(job: RunJobRow): Promise<Buffer> {
+  /**
+   * Whether chunk `seq` is the one to store now. Otherwise answers for it: a finished upload or a
+   * resend is acknowledged with where the upload stands, a closed one cancelled, one beyond the
+   * credits refused.
+   */
+  private inWindow(job: RunJobRow, seq: number, reply: AgentReply): boolean {
+    if (job.state === 'UPLOADED') {
+      this.ack(job, job.chunkCount ?? job.nextSeq, reply);
+      return false;
+    }
+    if (job.state !== 'RUNNING' || !job.wrappedKey) {
+      reply('job.cancel', { runId: job.id, reason: 'no upload is open for this run' });
+      return false;
+    }
+    if (seq === job.nextSeq) return true;
+    if (seq >= job.nextSeq + this.config.delivery.ingestCredits) {
+      reply('error', { code: 'chunk.out_of_window', message: `chunk ${seq} is beyond the credits` });
+      return false;
+    }
+    // A resend of a stored chunk, or one after a gap: say where the upload really is.
+    this.ack(job, job.nextSeq, reply);
+    return false;
+  }
+
+  /**
+   * A chunk the agent did not send because the earlier result this job was offered for reuse has
+   * the same plaintext at that position (protocol 1.2): our copy of it is opened with that run's
+   * data key, its digest checked, sealed again for this job and seq, stored and recorded as if it
+   * had arrived. Anything that does not check out — no such copy, another school's, a digest that
+   * differs, a size that does not match — is answered `reuse: false` and the agent sends bytes.
+   */
+  private async chunkReuse(
+    job: RunJobRow,
+    body: { seq: number; byteLength: number; plainSha256: string },
+    reply: AgentReply,
+  ): Promise<void> {
+    if (!this.inWindow(job, body.seq, reply)) return;
+    const refuse = (why: string) => {
+      this.logger.info({ runId: job.runId, seq: body.seq, why }, 'chunk not reusable; asking for bytes');
+      this.ack(job, job.nextSeq, reply, false);
+    };
+    if (!job.reuseJobId) return refuse('no reuse was offered');
+    const source = await this.repo.reuseChunk(job.reuseJobId, body.seq);
+    if (!source || source.job.run.schoolId !== job.run.schoolId) return refuse('no stored copy');
+    if (source.plainSha256 !== body.plainSha256) return refuse('the digest differs');
+    let plaintext: Buffer;
+    try {
+      const bytes = await this.results.getBuffer(
+        job.run.schoolId,
+        this.results.chunkKey(source.job.runId, source.job.id, body.seq),
+      );
+      const sourceKey = await this.dataKey(source.job);
+      plaintext = decryptChunk(bytes, sourceKey, { runId: source.job.id, seq: body.seq });
+    } catch {
+      return refuse('the stored copy cannot be opened');
+    }
+    if (sha256Hex(plaintext) !== body.plainSha256) return refuse('the stored copy differs');
+    const sealed = encryptChunk(plaintext, await this.dataKey(job), { runId: job.id, seq: body.seq });
+    if (sealed.length !== body.byteLength) return refuse('the sealed size differs');
+    await this.results.put(job.run.schoolId, this.results.chunkKey(job.runId, job.id, body.seq), sealed);
+    const stored = await this.repo.advanceUpload(job.id, body.seq, body.plainSha256, sealed.length);
+    if (stored) job.nextSeq = body.seq + 1;
+    this.ack(job, job.nextSeq, reply);
+  }
+
+  /** The data key of a job (this one, or a reuse source), unwrapped with the active result key. */
+  private async dataKey(job: {
+    id: string;
+    wrappedKey: string | null;
+    resultKeyId: string | null;
+  }): Promise<Buffer> {
     const cached = this.keys.get(job.id);
     if (cached && cached.wrapped === job.wrappedKey) return cached.key;
     const wrapping = await this.platformKeys.active('result-wrapping');
-    if (job.resultKeyId !== wrapping.keyId) {
+    if (job.resultKeyId !== wrapping.keyId || !job.wrappedKey) {
       throw new Error('the data key was wrapped for a result key that is no longer active');
     }
     const key = unwrapKeyForRecipient(
-      Buffer.from(job.wrappedKey!, 'base64'),
+      Buffer.from(job.wrappedKey, 'base64'),
       wrapping.privateKeyObject,
       job.id,
     );
     if (this.keys.size > 1000) this.keys.clear();
-    this.keys.set(job.id, { wrapped: job.wrappedKey!, key });
+    this.keys.set(job.id, { wrapped: job.wrappedKey, key });
     return key;
   }
 
@@ -201,6 +270,8 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
         resultKeyId: dataKey.keyId,
         acceptedAt: new Date(),
         nextSeq: 0,
+        reusedChunks: 0,
+        reusedBytes: 0,
       });
     }
     await this.lifecycle.move(job.runId, ['DISPATCHED'], 'RUNNING', { waitReason: null });

@@ -54,6 +54,8 @@ export const RUN_SELECT = {
       rowCount: true,
       chunkCount: true,
       byteCount: true,
+      reusedChunks: true,
+      reusedBytes: true,
       errorCode: true,
       errorMessage: true,
       acceptedAt: true,
@@ -333,13 +335,85 @@ export class RunsRepository {
     return count > 0;
   }
 
-  /** Records chunk `seq` as stored: only if it is the next one (a repeat changes nothing). */
-  async advanceUpload(jobId: string, seq: number): Promise<boolean> {
-    const { count } = await this.prisma.client.runJob.updateMany({
-      where: { id: jobId, state: 'RUNNING', nextSeq: seq },
-      data: { nextSeq: seq + 1 },
+  /**
+   * Records chunk `seq` as stored, with the sha256 of its plaintext (for reuse by the next run):
+   * only if it is the next one (a repeat changes nothing). `reusedBytes` > 0 for a chunk taken from
+   * an earlier run's copy rather than sent.
+   */
+  async advanceUpload(jobId: string, seq: number, plainSha256: string, reusedBytes = 0): Promise<boolean> {
+    const rows = await this.prisma.client.$queryRaw<{ job_id: string }[]>`
+      WITH moved AS (
+        UPDATE run_jobs
+           SET next_seq = ${seq} + 1,
+               reused_chunks = reused_chunks + ${reusedBytes > 0 ? 1 : 0},
+               reused_bytes = reused_bytes + ${reusedBytes},
+               updated_at = now()
+         WHERE id = ${jobId}::uuid AND state = 'RUNNING' AND next_seq = ${seq}
+        RETURNING id)
+      INSERT INTO run_chunks (job_id, seq, plain_sha256)
+      SELECT id, ${seq}, ${plainSha256} FROM moved
+      ON CONFLICT (job_id, seq) DO UPDATE SET plain_sha256 = EXCLUDED.plain_sha256
+      RETURNING job_id`;
+    return rows.length > 0;
+  }
+
+  /**
+   * The job whose stored chunks a new job of the same school, extract, dataset and parameters may
+   * reuse: the newest uploaded one of a processed run whose chunks are all still stored and
+   * recorded, sealed under the active result key. With its chunk digests in seq order.
+   */
+  async reuseSource(
+    run: { id: string; schoolId: string; extractVersionId: string; paramsHash: string },
+    datasetName: string,
+    resultKeyId: string,
+    limit: number,
+  ): Promise<{ jobId: string; chunks: string[] } | null> {
+    const [source] = await this.prisma.client.$queryRaw<{ id: string; chunk_count: number }[]>`
+      SELECT j.id, j.chunk_count
+        FROM run_jobs j
+        JOIN runs r ON r.id = j.run_id
+        JOIN extract_versions v ON v.id = r.extract_version_id
+       WHERE r.school_id = ${run.schoolId}::uuid
+         AND v.extract_id = (SELECT extract_id FROM extract_versions WHERE id = ${run.extractVersionId}::uuid)
+         AND r.params_hash = ${run.paramsHash}
+         AND r.id <> ${run.id}::uuid
+         AND r.state IN ('PROCESSED', 'DELIVERED')
+         AND r.purged_at IS NULL
+         AND j.dataset_name = ${datasetName}
+         AND j.state = 'UPLOADED'
+         AND j.result_key_id = ${resultKeyId}
+       ORDER BY j.uploaded_at DESC
+       LIMIT 1`;
+    if (!source) return null;
+    const chunks = await this.prisma.client.runChunk.findMany({
+      where: { jobId: source.id, seq: { lt: limit } },
+      orderBy: { seq: 'asc' },
+      select: { plainSha256: true },
     });
-    return count > 0;
+    // Jobs stored before digests were recorded (or with gaps) offer nothing.
+    if (chunks.length !== Math.min(limit, source.chunk_count)) return null;
+    return { jobId: source.id, chunks: chunks.map((c) => c.plainSha256) };
+  }
+
+  /** Chunk `seq` of a reuse source, with what it takes to open it; null when it is not there. */
+  async reuseChunk(jobId: string, seq: number) {
+    const chunk = await this.prisma.client.runChunk.findUnique({
+      where: { jobId_seq: { jobId, seq } },
+      select: {
+        plainSha256: true,
+        job: {
+          select: {
+            id: true,
+            runId: true,
+            wrappedKey: true,
+            resultKeyId: true,
+            run: { select: { schoolId: true, purgedAt: true } },
+          },
+        },
+      },
+    });
+    if (!chunk || !chunk.job.wrappedKey || chunk.job.run.purgedAt) return null;
+    return chunk;
   }
 
   updateJob(jobId: string, data: Prisma.RunJobUncheckedUpdateInput) {
@@ -348,6 +422,7 @@ export class RunsRepository {
 
   /** Puts every unfinished job of a run back to PENDING (a retry starts the datasets again). */
   async resetJobs(runId: string): Promise<void> {
+    await this.prisma.client.runChunk.deleteMany({ where: { job: { runId } } });
     await this.prisma.client.runJob.updateMany({
       where: { runId, state: { in: ['PENDING', 'OFFERED', 'RUNNING', 'FAILED', 'UPLOADED'] } },
       data: {
@@ -361,6 +436,9 @@ export class RunsRepository {
         resultSha256: null,
         errorCode: null,
         errorMessage: null,
+        reuseJobId: null,
+        reusedChunks: 0,
+        reusedBytes: 0,
       },
     });
   }

@@ -28,6 +28,9 @@ export function runView(run: RunRow) {
       rowCount: j.rowCount,
       chunkCount: j.chunkCount,
       byteCount: j.byteCount === null ? null : Number(j.byteCount),
+      /** Chunks (and sealed bytes) not sent by the agent: the control plane reused its copy. */
+      reusedChunks: j.reusedChunks,
+      reusedBytes: Number(j.reusedBytes),
       errorCode: j.errorCode,
       errorMessage: j.errorMessage,
       acceptedAt: j.acceptedAt,
