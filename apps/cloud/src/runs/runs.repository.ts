@@ -412,7 +412,7 @@ export class RunsRepository {
         },
       },
     });
-    if (!chunk || !chunk.job.wrappedKey || chunk.job.run.purgedAt) return null;
+    if (!chunk?.job.wrappedKey || chunk.job.run.purgedAt) return null;
     return chunk;
   }
 
