@@ -9,6 +9,7 @@ import { DeltaError, DeltaErrorCode, DuplicateKeyError } from './errors.js';
 import { BLOCK_PAYLOAD_BYTES, readSnapshotInfo } from './format.js';
 import {
   buildSnapshot,
+  cellsOf,
   collect,
   compareTuples,
   listDir,
@@ -204,6 +205,118 @@ describe('SnapshotBuilder', () => {
     const done = await builder.finish();
     expect(done.rowCount).toBe(2);
     await verifySnapshot(done.path);
+  });
+
+  it('hashes sorted input on the digest worker: the same bytes as hashing each row inline', async () => {
+    const rows = marks(1000, 30); // 60,000 rows, ≈ 3 MB: far more blocks than are hashed before the worker
+    // Built sorted twice (by the second the worker has long started) and shuffled (the external
+    // sort hashes inline): one file, every digest right.
+    const first = await buildSnapshot(rows, COLUMNS, KEY, { tempDir: dir, path: join(dir, 'a.ksnap') });
+    const second = await buildSnapshot(rows, COLUMNS, KEY, { tempDir: dir, path: join(dir, 'b.ksnap') });
+    const inline = await buildSnapshot(shuffled(rows, mulberry32(5)), COLUMNS, KEY, {
+      tempDir: dir,
+      path: join(dir, 'c.ksnap'),
+    });
+    expect(first.sortedInput && second.sortedInput && !inline.sortedInput).toBe(true);
+    const expected = await readFile(inline.path);
+    expect((await readFile(first.path)).equals(expected)).toBe(true);
+    expect((await readFile(second.path)).equals(expected)).toBe(true);
+    await verifySnapshot(second.path);
+  });
+
+  it('switches from streaming to sorting mid-way with digests still pending on the worker', async () => {
+    const rows = marks(1000, 30);
+    const late = [...rows.slice(0, 50_000), rows[59_999]!, ...rows.slice(50_000, 59_999)];
+    const reference = await buildSnapshot(rows, COLUMNS, KEY, { tempDir: dir, path: join(dir, 'a.ksnap') });
+    const done = await buildSnapshot(late, COLUMNS, KEY, { tempDir: dir, path: join(dir, 'b.ksnap') });
+    expect(done.sortedInput).toBe(false);
+    expect((await readFile(done.path)).equals(await readFile(reference.path))).toBe(true);
+  });
+
+  describe('addCells', () => {
+    const build = async (name: string, add: (b: SnapshotBuilder) => void, columns = COLUMNS, key = KEY) => {
+      const builder = new SnapshotBuilder({ columns, keyColumns: key, tempDir: dir, path: join(dir, name) });
+      add(builder);
+      return readFile((await builder.finish()).path);
+    };
+
+    it('gives the bytes of adding the rows of those values, in sorted and shuffled order', async () => {
+      const rand = mulberry32(7);
+      const rows = marks(40, 30).map((row, i) =>
+        i % 7 === 0 ? [...row.slice(0, 5), ['', 'é', '😀 x', 'a\0b', 'long '.repeat(40)][i % 5]!] : row,
+      );
+      for (const input of [rows, shuffled(rows, rand)]) {
+        const expected = await build('rows.ksnap', (b) => b.addBatch(input));
+        // In chunks of cells, as a decoder hands them over.
+        const got = await build('cells.ksnap', (b) => {
+          for (let i = 0; i < input.length; i += 500) {
+            b.addCells(cellsOf(input.slice(i, i + 500), COLUMNS.length), [0, 1, 2, 3, 4, 5]);
+          }
+        });
+        expect(got.equals(expected)).toBe(true);
+        await removeDir(dir);
+        dir = await makeTempDir();
+      }
+    });
+
+    it('takes columns in another order, and numbers the rows where select is -1', async () => {
+      const rows = marks(10, 10);
+      // The cells' columns are the snapshot's in reverse order, without its last (a row number).
+      const reversed = rows.map((row) => [...row].reverse());
+      const keyless = [...COLUMNS, '__row'];
+      const expected = await build(
+        'rows.ksnap',
+        (b) => b.addBatch(rows.map((row, i) => [...row, i])),
+        keyless,
+        ['__row'],
+      );
+      const got = await build(
+        'cells.ksnap',
+        (b) => {
+          b.addCells(cellsOf(reversed.slice(0, 77), COLUMNS.length), [5, 4, 3, 2, 1, 0, -1]);
+          b.addCells(cellsOf(reversed.slice(77), COLUMNS.length), [5, 4, 3, 2, 1, 0, -1]);
+        },
+        keyless,
+        ['__row'],
+      );
+      expect(got.equals(expected)).toBe(true);
+    });
+
+    it('refuses what add refuses, with the same errors, keeping the rows before', async () => {
+      const columns = ['id', 'v'];
+      const builder = new SnapshotBuilder({ columns, keyColumns: ['id'], tempDir: dir });
+      expect(() => builder.addCells(cellsOf([[1, 'a']], 2), [0])).toThrow(/select/);
+      const nan = () =>
+        builder.addCells(
+          cellsOf(
+            [
+              [1, 'a'],
+              [2, Number.NaN],
+              [3, 'c'],
+            ],
+            2,
+          ),
+          [0, 1],
+        );
+      const reference = new SnapshotBuilder({ columns, keyColumns: ['id'], tempDir: dir });
+      expect(() => reference.add([2, Number.NaN])).toThrow('column "v": NaN is not a finite number');
+      await reference.abort();
+      expect(nan).toThrow('column "v": NaN is not a finite number');
+      expect(builder.rowCount).toBe(1);
+      const duplicate = () =>
+        builder.addCells(
+          cellsOf(
+            [
+              [2, 'b'],
+              [2, 'c'],
+            ],
+            2,
+          ),
+          [0, 1],
+        );
+      expect(duplicate).toThrow(DuplicateKeyError);
+      expect(await listDir(dir)).toEqual([]);
+    });
   });
 
   it('checks its options', () => {

@@ -1,13 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { fillDigests } from './digests.js';
 import {
+  cellsRecordBound,
   compareBytes,
   decodeRow,
+  encodeCellsRecord,
   encodeRecord,
   KEY_OFFSET,
   keyLength,
   type Row,
+  type RowCells,
   recordBound,
   recordLength,
 } from './encoding.js';
@@ -124,11 +128,12 @@ class MemoryCursor implements RecordCursor {
 /**
  * Builds one snapshot file from the rows of a run, in any order, in bounded memory.
  *
- * Rows that arrive in key order (the usual case) are encoded, hashed and streamed straight into the
- * snapshot file. The first row out of order turns what was written so far into the first sorted run;
- * from then on rows are buffered up to `memoryBudgetBytes`, sorted (multikey quicksort on the key
- * bytes) and spilled to `tempDir` as further runs, and `finish()` k-way merges the runs (several
- * passes if there are too many for the budget). Either way the file has the same bytes.
+ * Rows that arrive in key order (the usual case) are encoded and streamed straight into the snapshot
+ * file, their digests computed on a worker thread while the next blocks are encoded. The first row
+ * out of order turns what was written so far into the first sorted run; from then on rows are
+ * buffered up to `memoryBudgetBytes`, sorted (multikey quicksort on the key bytes) and spilled to
+ * `tempDir` as further runs, and `finish()` k-way merges the runs (several passes if there are too
+ * many for the budget). Either way the file has the same bytes.
  *
  * `add()` is synchronous (file writes included). An invalid row throws `delta.invalid_row` and is
  * not added; the builder stays usable. A duplicate key throws {@link DuplicateKeyError} — from `add()`
@@ -147,6 +152,12 @@ export class SnapshotBuilder {
   private state: State = 'open';
   private failure: unknown;
   private rows = 0;
+
+  // The row being added: `row`, or row `cellRow` of `cells` (while addCells runs).
+  private row: Row = [];
+  private cells: RowCells | undefined;
+  private cellRow = 0;
+  private select = new Int32Array(0);
 
   // Streaming (sorted input so far)
   private streaming = true;
@@ -208,9 +219,46 @@ export class SnapshotBuilder {
   /** Adds one row (values in column order). See the class comment for errors. */
   add(row: Row): void {
     if (this.state !== 'open') throw this.stateError();
+    this.row = row;
+    this.addInput();
+  }
+
+  /** Adds rows in order; stops at the first error (the rows before it are added). */
+  addBatch(rows: Iterable<Row>): void {
+    for (const row of rows) this.add(row);
+  }
+
+  /**
+   * Adds the rows of `cells` in order, as {@link add} would add the rows of their values (the same
+   * bytes, the same errors, rows before an error added), without a value per cell. Column i of the
+   * snapshot is cell column `select[i]`; a negative entry numbers the rows instead: the row's value
+   * there is {@link rowCount} when it is added.
+   */
+  addCells(cells: RowCells, select: readonly number[]): void {
+    if (this.state !== 'open') throw this.stateError();
+    if (select.length !== this.columns.length || select.some((c) => !(c < cells.columnCount))) {
+      throw new DeltaError(
+        DeltaErrorCode.InvalidInput,
+        'select needs a cell column (or -1) for every column',
+      );
+    }
+    this.cells = cells;
+    this.select = Int32Array.from(select);
     try {
-      if (this.streaming) this.addStreaming(row);
-      else this.addSorting(row);
+      for (let r = 0; r < cells.rowCount; r++) {
+        this.cellRow = r;
+        this.addInput();
+      }
+    } finally {
+      this.cells = undefined;
+    }
+  }
+
+  /** Adds the current input: `row`, or row `cellRow` of `cells`. */
+  private addInput(): void {
+    try {
+      if (this.streaming) this.addStreaming();
+      else this.addSorting();
     } catch (error) {
       if (error instanceof DeltaError && error.code === DeltaErrorCode.InvalidRow) throw error;
       this.fail(error);
@@ -219,20 +267,43 @@ export class SnapshotBuilder {
     this.rows++;
   }
 
-  /** Adds rows in order; stops at the first error (the rows before it are added). */
-  addBatch(rows: Iterable<Row>): void {
-    for (const row of rows) this.add(row);
+  /**
+   * Encodes the current input at out[o]; -1 when it might not fit before `limit`. Without `digest`
+   * the row digest is left for the snapshot writer (`SnapshotWriterOptions.deferDigests`).
+   */
+  private encodeInput(out: Buffer, o: number, limit: number, digest: boolean): number {
+    return this.cells === undefined
+      ? encodeRecord(out, o, limit, this.row, this.columns, this.keyIndexes, digest)
+      : encodeCellsRecord(
+          out,
+          o,
+          limit,
+          this.cells,
+          this.cellRow,
+          this.select,
+          this.rows,
+          this.columns,
+          this.keyIndexes,
+          digest,
+        );
   }
 
-  private addStreaming(row: Row): void {
+  /** {@link recordBound} of the current input. */
+  private inputBound(): number {
+    return this.cells === undefined
+      ? recordBound(this.row, this.columns, this.keyMask)
+      : cellsRecordBound(this.cells, this.cellRow, this.select, this.keyMask);
+  }
+
+  private addStreaming(): void {
     const out = this.out ?? this.openOutput();
     let o = out.offset;
     let buf = out.block;
-    let end = encodeRecord(buf, o, buf.length, row, this.columns, this.keyIndexes);
+    let end = this.encodeInput(buf, o, buf.length, false);
     if (end < 0) {
-      o = out.reserve(recordBound(row, this.columns, this.keyMask));
+      o = out.reserve(this.inputBound());
       buf = out.block;
-      end = encodeRecord(buf, o, buf.length, row, this.columns, this.keyIndexes);
+      end = this.encodeInput(buf, o, buf.length, false);
     }
     const keyStart = o + KEY_OFFSET;
     const keyEnd = keyStart + keyLength(buf, o);
@@ -263,7 +334,8 @@ export class SnapshotBuilder {
   private openOutput(): SnapshotWriter {
     const path = `${this.path}.partial-${randomUUID().slice(0, 8)}`;
     this.files.add(path);
-    this.out = new SnapshotWriter(path, this.meta);
+    // Records are streamed without their digests: the writer computes them, off this thread.
+    this.out = new SnapshotWriter(path, this.meta, { deferDigests: true });
     return this.out;
   }
 
@@ -272,6 +344,7 @@ export class SnapshotBuilder {
     const length = recEnd - recStart;
     this.arena = Buffer.allocUnsafe(Math.max(this.budget, length));
     buf.copy(this.arena, 0, recStart, recEnd);
+    fillDigests(this.arena, 0, length);
     this.streaming = false;
     const out = this.out!;
     this.out = undefined;
@@ -289,24 +362,24 @@ export class SnapshotBuilder {
     this.keyStarts = bigger;
   }
 
-  private addSorting(row: Row): void {
+  private addSorting(): void {
     if (this.count === this.keyStarts.length) this.growIndex(Math.max(1024, 2 * this.count));
-    let end = this.encodeBuffered(row);
+    let end = this.encodeBuffered();
     if (end < 0 && this.count > 0) {
       this.spill();
-      end = this.encodeBuffered(row);
+      end = this.encodeBuffered();
     }
     if (end < 0) {
       // One record larger than the whole budget: it gets a buffer of its own.
-      this.arena = Buffer.allocUnsafe(recordBound(row, this.columns, this.keyMask));
-      end = this.encodeBuffered(row);
+      this.arena = Buffer.allocUnsafe(this.inputBound());
+      end = this.encodeBuffered();
     }
     this.keyStarts[this.count++] = this.arenaPos + KEY_OFFSET;
     this.arenaPos = end;
   }
 
-  /** Encodes `row` at the end of the buffer if it fits the budget; -1 otherwise. */
-  private encodeBuffered(row: Row): number {
+  /** Encodes the current input at the end of the buffer if it fits the budget; -1 otherwise. */
+  private encodeBuffered(): number {
     const arena = this.arena!;
     // With nothing buffered the whole buffer is usable (one record may exceed the budget alone).
     const limit =
@@ -314,7 +387,7 @@ export class SnapshotBuilder {
         ? arena.length
         : Math.min(arena.length, this.budget - (this.count + 1) * INDEX_BYTES_PER_RECORD);
     if (limit <= this.arenaPos) return -1;
-    return encodeRecord(arena, this.arenaPos, limit, row, this.columns, this.keyIndexes);
+    return this.encodeInput(arena, this.arenaPos, limit, true);
   }
 
   /** Sorts the buffered records; returns the record numbers in key order. */

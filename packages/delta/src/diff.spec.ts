@@ -1,7 +1,8 @@
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIN_MEMORY_BUDGET_BYTES } from './builder.js';
-import { type Change, type DiffSummary, diffSnapshots, summariseDiff } from './diff.js';
+import { type Change, type DiffSummary, diffSnapshots, SnapshotDiff, summariseDiff } from './diff.js';
 import type { DeltaValue, Row } from './encoding.js';
 import { DeltaErrorCode } from './errors.js';
 import {
@@ -219,6 +220,27 @@ describe('diffSnapshots', () => {
     };
     expect(diff.summary).toEqual(none);
     expect(await summariseDiff(a.path, b.path)).toEqual(none);
+  });
+
+  it('summarises equal files by comparing them, and still refuses them corrupted', async () => {
+    const rows = randomTable(mulberry32(23), 3000);
+    const a = await buildSnapshot(rows, COLUMNS, KEY, { tempDir: dir });
+    const b = await buildSnapshot(shuffled(rows, mulberry32(24)), COLUMNS, KEY, { tempDir: dir });
+    const copy = join(dir, 'copy.ksnap');
+    await copyFile(a.path, copy);
+    // The same counts as the merge, which a file of other bytes takes.
+    expect(await summariseDiff(a.path, copy)).toEqual(await new SnapshotDiff(a.path, b.path).count());
+    const changed = await buildSnapshot(mutate(mulberry32(25), rows, 1), COLUMNS, KEY, { tempDir: dir });
+    expect(await summariseDiff(a.path, changed.path)).toEqual(
+      await new SnapshotDiff(a.path, changed.path).count(),
+    );
+    // Both copies flipped alike are still equal, and refused.
+    const bytes = await readFile(a.path);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x08;
+    await writeFile(copy, bytes);
+    const other = join(dir, 'other.ksnap');
+    await writeFile(other, bytes);
+    await expect(summariseDiff(copy, other)).rejects.toMatchObject({ code: DeltaErrorCode.CorruptSnapshot });
   });
 
   it('yields the same changes in batches', async () => {

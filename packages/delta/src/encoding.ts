@@ -240,9 +240,10 @@ export function writeKeyValue(out: Buffer, p: number, v: DeltaValue): number {
 }
 
 /**
- * Encodes one record (see the layout above) at `o` in `out`, computes the row digest, and returns the
- * end offset — or -1 when the record might not fit before `limit` (nothing is then valid; make room
- * for {@link recordBound} bytes and call again). Throws `delta.invalid_row` for a row of the wrong
+ * Encodes one record (see the layout above) at `o` in `out`, computes the row digest (unless
+ * `digest` is false: the digest bytes are then left for `fillDigests`), and returns the end offset —
+ * or -1 when the record might not fit before `limit` (nothing is then valid; make room for
+ * {@link recordBound} bytes and call again). Throws `delta.invalid_row` for a row of the wrong
  * length or with a value it cannot encode, before anything is committed.
  */
 export function encodeRecord(
@@ -252,6 +253,7 @@ export function encodeRecord(
   row: Row,
   columns: readonly string[],
   keyIndexes: Int32Array,
+  digest = true,
 ): number {
   const n = columns.length;
   if (!Array.isArray(row) || row.length !== n) recordBound(row, columns, new Uint8Array(n)); // throws
@@ -286,14 +288,31 @@ export function encodeRecord(
     }
   }
   // Key values were written before their type was checked: a bad key value is caught here.
-  // One-shot hash of a plain Uint8Array view, with a binary-string result: the cheapest per call.
-  const digest = hash(
-    'sha256',
-    new Uint8Array(out.buffer, out.byteOffset + rowStart, p - rowStart),
-    'binary',
-  );
-  const d = o + DIGEST_OFFSET;
-  for (let i = 0; i < DIGEST_BYTES; i++) out[d + i] = digest.charCodeAt(i);
+  return sealRecord(out, o, rowStart, p, keyLength, digest);
+}
+
+/**
+ * Writes the record's lengths and, if `digest`, the digest of its row encoding out[rowStart, p);
+ * returns `p`.
+ */
+function sealRecord(
+  out: Buffer,
+  o: number,
+  rowStart: number,
+  p: number,
+  keyLength: number,
+  digest: boolean,
+): number {
+  if (digest) {
+    // One-shot hash of a plain Uint8Array view, with a binary-string result: the cheapest per call.
+    const bytes = hash(
+      'sha256',
+      new Uint8Array(out.buffer, out.byteOffset + rowStart, p - rowStart),
+      'binary',
+    );
+    const d = o + DIGEST_OFFSET;
+    for (let i = 0; i < DIGEST_BYTES; i++) out[d + i] = bytes.charCodeAt(i);
+  }
   const length = p - o;
   out[o] = length & 0xff;
   out[o + 1] = (length >>> 8) & 0xff;
@@ -302,6 +321,127 @@ export function encodeRecord(
   out[o + 4] = keyLength & 0xff;
   out[o + 5] = keyLength >>> 8;
   return p;
+}
+
+/** What a cell of {@link RowCells} holds. */
+export const CellKind = { Null: 0, False: 1, True: 2, Number: 3, String: 4 } as const;
+
+/**
+ * Rows as raw cells rather than values: what a decoder can hand over without making a JS value per
+ * cell (`ResultDecoder.openCells` of `@keystage/result-stream` gives this shape). Cell `r *
+ * columnCount + c` is column `c` of row `r`; its kind (see {@link CellKind}) says where its value is:
+ * a number in `numbers`, a string as UTF-8 in `bytes[starts[i], ends[i])` (well-formed: the bytes
+ * `Buffer.from(string, 'utf8')` would give).
+ */
+export interface RowCells {
+  readonly rowCount: number;
+  readonly columnCount: number;
+  readonly kinds: Uint8Array;
+  readonly numbers: Float64Array;
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * {@link recordBound} for row `r` of `cells`: column i is cell `select[i]` of the row, or the number
+ * `rowNumber` where `select[i]` is negative.
+ */
+export function cellsRecordBound(
+  cells: RowCells,
+  r: number,
+  select: Int32Array,
+  keyMask: Uint8Array,
+): number {
+  const base = r * cells.columnCount;
+  let bound = KEY_OFFSET;
+  for (let i = 0; i < select.length; i++) {
+    const s = select[i]!;
+    const cell = base + s;
+    const b =
+      s < 0 || cells.kinds[cell] === CellKind.Number
+        ? 9
+        : cells.kinds[cell] === CellKind.String
+          ? cells.ends[cell]! - cells.starts[cell]! + 6
+          : 1;
+    bound += keyMask[i] === 1 ? 2 * b : b;
+  }
+  return bound;
+}
+
+/**
+ * {@link encodeRecord} for row `r` of `cells` (columns as {@link cellsRecordBound}): the same bytes
+ * as for the row of those values, and the same errors, without a value per cell.
+ */
+export function encodeCellsRecord(
+  out: Buffer,
+  o: number,
+  limit: number,
+  cells: RowCells,
+  r: number,
+  select: Int32Array,
+  rowNumber: number,
+  columns: readonly string[],
+  keyIndexes: Int32Array,
+  digest: boolean,
+): number {
+  const { kinds, numbers, starts, ends, bytes } = cells;
+  const base = r * cells.columnCount;
+  let p = o + KEY_OFFSET;
+  for (let k = 0; k < keyIndexes.length; k++) {
+    const s = select[keyIndexes[k]!]!;
+    const cell = base + s;
+    const kind = s < 0 ? CellKind.Number : kinds[cell];
+    if (kind === CellKind.String) {
+      const end = ends[cell]!;
+      let q = starts[cell]!;
+      if (p + 2 * (end - q) + 2 > limit) return -1;
+      out[p++] = K_STRING;
+      for (; q < end; q++) {
+        const b = bytes[q]!;
+        out[p++] = b;
+        if (b === 0) out[p++] = 0xff;
+      }
+      out[p++] = 0;
+    } else {
+      if (p + 9 > limit) return -1;
+      if (kind === CellKind.Number) p = writeKeyValue(out, p, s < 0 ? rowNumber : numbers[cell]!);
+      else out[p++] = kind === CellKind.Null ? K_NULL : kind === CellKind.True ? K_TRUE : K_FALSE;
+    }
+  }
+  const keyLength = p - o - KEY_OFFSET;
+  if (keyLength > MAX_KEY_BYTES) {
+    throw invalidRow(`a key takes ${keyLength} bytes once encoded; at most ${MAX_KEY_BYTES} are supported`);
+  }
+  const rowStart = p;
+  for (let i = 0; i < select.length; i++) {
+    const s = select[i]!;
+    const cell = base + s;
+    const kind = s < 0 ? CellKind.Number : kinds[cell];
+    if (kind === CellKind.String) {
+      const start = starts[cell]!;
+      const length = ends[cell]! - start;
+      if (p + length + 6 > limit) return -1;
+      out[p] = V_STRING;
+      p = writeVarint(out, p + 1, length);
+      if (length <= 64) {
+        for (let j = 0; j < length; j++) out[p + j] = bytes[start + j]!;
+      } else {
+        out.set(bytes.subarray(start, start + length), p);
+      }
+      p += length;
+    } else {
+      if (p + 9 > limit) return -1;
+      if (kind === CellKind.Number) {
+        const v = s < 0 ? rowNumber : numbers[cell]!;
+        if (!Number.isFinite(v)) valueBound(v, columns, i); // throws
+        p = writeRowNumber(out, p, v);
+      } else {
+        out[p++] = kind === CellKind.Null ? V_NULL : kind === CellKind.True ? V_TRUE : V_FALSE;
+      }
+    }
+  }
+  return sealRecord(out, o, rowStart, p, keyLength, digest);
 }
 
 /** Reads the u32 record length at `o`. */

@@ -1,6 +1,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
+import { digestWorker, fillDigests } from './digests.js';
 import { corrupt, DIGEST_ALGORITHM, KEY_OFFSET, keyLength, recordLength } from './encoding.js';
 import { DeltaError, DeltaErrorCode } from './errors.js';
 
@@ -74,13 +75,35 @@ function writeAll(fd: number, buf: Buffer, start: number, end: number, position:
   }
 }
 
+/** Bytes of one block buffer: a full block and room to encode one more record past its end. */
+const BLOCK_BUFFER_BYTES = BLOCK_HEADER_BYTES + BLOCK_PAYLOAD_BYTES + BLOCK_SLACK_BYTES;
+/** Blocks a writer with deferred digests has written itself before it hands blocks to the worker. */
+const BLOCKS_BEFORE_WORKER = 16;
 /**
- * Writes one snapshot file synchronously, block by block (one block buffer of memory). The caller
- * appends records in key order; `finish()` writes the footer and the final row count into the header.
+ * Block buffers of a writer with deferred digests: the worker can be this many blocks behind the
+ * caller minus one, which absorbs the jitter of two threads on a busy machine.
+ */
+const SLOTS = 8;
+/** Start of the block buffers in a writer's shared memory (after an Int32 flag per buffer). */
+const SLOTS_OFFSET = 4 * SLOTS;
+
+export interface SnapshotWriterOptions {
+  /**
+   * The caller leaves each record's digest unset (encodes with `digest: false`): the writer fills
+   * the digests before the block is written, on the digest worker where it can — a block is hashed
+   * there while the caller encodes the next ones, and written in turn.
+   */
+  readonly deferDigests?: boolean;
+}
+
+/**
+ * Writes one snapshot file synchronously, block by block (one block buffer of memory; {@link SLOTS}
+ * with deferred digests). The caller appends records in key order; `finish()` writes the footer and
+ * the final row count into the header.
  */
 export class SnapshotWriter {
   /** Buffer of the current block; records are encoded into it at `reserve()`'s offset. */
-  block: Buffer = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + BLOCK_PAYLOAD_BYTES + BLOCK_SLACK_BYTES);
+  block: Buffer;
   rowCount = 0;
   private blockPos = BLOCK_HEADER_BYTES;
   private fd: number | undefined;
@@ -88,11 +111,31 @@ export class SnapshotWriter {
   private headerLength: number;
   private blockCount = 0;
   private crc = 0;
+  /** With deferred digests: {@link SLOTS} block buffers in memory shared with the digest worker. */
+  private readonly shared: SharedArrayBuffer | undefined;
+  private readonly slots: Buffer[] = [];
+  /** Blocks (slots) whose digests the worker is computing, oldest first: written in this order. */
+  private readonly pending: { slot: number; end: number }[] = [];
+  /**
+   * Set when the worker missed a deadline: it may still write into a slot it was given, so no slot
+   * is used again (blocks go to private buffers, hashed here) and nothing it writes reaches the file.
+   */
+  private detached = false;
 
   constructor(
     readonly path: string,
     private readonly meta: SnapshotMeta,
+    options: SnapshotWriterOptions = {},
   ) {
+    if (options.deferDigests) {
+      this.shared = new SharedArrayBuffer(SLOTS_OFFSET + SLOTS * BLOCK_BUFFER_BYTES);
+      for (let i = 0; i < SLOTS; i++) {
+        this.slots.push(Buffer.from(this.shared, SLOTS_OFFSET + i * BLOCK_BUFFER_BYTES, BLOCK_BUFFER_BYTES));
+      }
+      this.block = this.slots[0]!;
+    } else {
+      this.block = Buffer.allocUnsafe(BLOCK_BUFFER_BYTES);
+    }
     const header = encodeHeader(meta, 0);
     this.fd = openSync(path, 'wx');
     this.headerLength = header.length;
@@ -128,8 +171,10 @@ export class SnapshotWriter {
   commit(start: number, end: number): number {
     if (end - BLOCK_HEADER_BYTES > BLOCK_PAYLOAD_BYTES && start > BLOCK_HEADER_BYTES) {
       // The record does not fit the current block: it starts the next one.
-      this.writeBlock(start);
-      this.block.copyWithin(BLOCK_HEADER_BYTES, start, end);
+      const full = this.block;
+      this.writeBlock(start, end - start);
+      if (this.block === full) full.copyWithin(BLOCK_HEADER_BYTES, start, end);
+      else full.copy(this.block, BLOCK_HEADER_BYTES, start, end);
       end = BLOCK_HEADER_BYTES + (end - start);
       start = BLOCK_HEADER_BYTES;
     }
@@ -151,15 +196,70 @@ export class SnapshotWriter {
     return this.commit(o, o + length);
   }
 
-  private writeBlock(payloadEnd: number): void {
-    const block = this.block;
+  /**
+   * The current block, block[header, payloadEnd), is complete: it is written — with deferred
+   * digests, handed to the worker and written in turn later, or hashed here and written. The next
+   * block starts in `block` (another buffer when this one went to the worker), with room for a
+   * record of `carry` bytes.
+   */
+  private writeBlock(payloadEnd: number, carry = 0): void {
+    this.blockPos = BLOCK_HEADER_BYTES;
+    if (this.shared === undefined) {
+      this.write(this.block, payloadEnd);
+      return;
+    }
+    const slot = this.slots.indexOf(this.block);
+    if (
+      !this.detached &&
+      slot >= 0 &&
+      this.blockCount + this.pending.length >= BLOCKS_BEFORE_WORKER &&
+      digestWorker().start(
+        this.shared,
+        slot,
+        SLOTS_OFFSET + slot * BLOCK_BUFFER_BYTES + BLOCK_HEADER_BYTES,
+        SLOTS_OFFSET + slot * BLOCK_BUFFER_BYTES + payloadEnd,
+      )
+    ) {
+      this.pending.push({ slot, end: payloadEnd });
+      // The next block goes into a buffer the worker is not using (waiting for the oldest if needed).
+      if (this.pending.length === SLOTS) this.writePending(1);
+      this.block = this.detached
+        ? Buffer.allocUnsafe(Math.max(BLOCK_BUFFER_BYTES, BLOCK_HEADER_BYTES + carry))
+        : this.slots.find((_, i) => !this.pending.some((p) => p.slot === i))!;
+      return;
+    }
+    this.writePending(this.pending.length);
+    fillDigests(this.block, BLOCK_HEADER_BYTES, payloadEnd);
+    this.write(this.block, payloadEnd);
+    if (this.detached) {
+      if (slot >= 0)
+        this.block = Buffer.allocUnsafe(Math.max(BLOCK_BUFFER_BYTES, BLOCK_HEADER_BYTES + carry));
+      return;
+    }
+    // A block grown for a large record is done with: back to the shared buffers if the next fits.
+    if (slot < 0 && BLOCK_HEADER_BYTES + carry <= BLOCK_BUFFER_BYTES) this.block = this.slots[0]!;
+  }
+
+  /** Writes the `count` oldest blocks the worker has, each once its digests are done. */
+  private writePending(count: number): void {
+    for (const { slot, end } of this.pending.splice(0, count)) {
+      const block = this.slots[slot]!;
+      if (!digestWorker().wait(this.shared!, slot)) {
+        this.detached = true;
+        fillDigests(block, BLOCK_HEADER_BYTES, end);
+      }
+      this.write(block, end);
+    }
+  }
+
+  /** Writes block[0, payloadEnd) to the file, with its header. */
+  private write(block: Buffer, payloadEnd: number): void {
     this.crc = crc32(block.subarray(BLOCK_HEADER_BYTES, payloadEnd), this.crc);
     block.writeUInt32LE(payloadEnd - BLOCK_HEADER_BYTES, 0);
     block.writeUInt32LE(this.crc, 4);
     writeAll(this.fd!, block, 0, payloadEnd, this.position);
     this.position += payloadEnd;
     this.blockCount++;
-    this.blockPos = BLOCK_HEADER_BYTES;
   }
 
   /** Writes the last block, the footer and the header's row count; closes the file. Returns its size. */
@@ -168,6 +268,7 @@ export class SnapshotWriter {
       throw new DeltaError(DeltaErrorCode.InvalidState, 'the snapshot writer is closed');
     try {
       if (this.blockPos > BLOCK_HEADER_BYTES) this.writeBlock(this.blockPos);
+      this.writePending(this.pending.length);
       const header = encodeHeader(this.meta, this.rowCount);
       const headerCrc = header.readUInt32LE(header.length - 4);
       const footer = Buffer.alloc(FOOTER_BYTES);
@@ -218,6 +319,10 @@ function isStringArray(value: unknown): value is string[] {
  * Step with `r.next() || (await r.advance())` (the await only at block boundaries). The current record
  * is buf[recStart, recEnd): its key buf[keyStart, keyEnd), its digest the 16 bytes at recStart + 6,
  * its row encoding buf[keyEnd, recEnd). The bytes stay valid until the next `nextBlock()`.
+ *
+ * With `readAhead`, the next `chunkBytes` of the file are being read while the current ones are
+ * used (two more buffers of that size), so that a reader that goes through a whole file does not
+ * wait for each read in turn.
  */
 export class SnapshotReader {
   buf: Buffer;
@@ -237,6 +342,14 @@ export class SnapshotReader {
   private blocksRead = 0;
   private crc = 0;
   private closed = false;
+  /** Read-ahead: file bytes [aheadAt, aheadAt + aheadLen) in `ahead`, of which aheadPos are used. */
+  private ahead: Buffer | undefined;
+  private aheadAt = 0;
+  private aheadPos = 0;
+  private aheadLen = 0;
+  /** The read in flight into `spare`, of the bytes after `ahead`'s. */
+  private reading: Promise<number> | undefined;
+  private spare: Buffer | undefined;
 
   private constructor(
     private readonly fh: FileHandle,
@@ -247,13 +360,19 @@ export class SnapshotReader {
     private readonly blockCount: number,
     private readonly lastCrc: number,
     chunkBytes: number,
+    readAhead: boolean,
   ) {
     this.buf = Buffer.allocUnsafe(chunkBytes);
     this.bufFileOffset = bodyStart;
+    if (readAhead) {
+      this.ahead = Buffer.allocUnsafe(chunkBytes);
+      this.spare = Buffer.allocUnsafe(chunkBytes);
+      this.aheadAt = bodyStart;
+    }
   }
 
   /** Opens `path`, checks header and footer (truncation is refused here, before any record). */
-  static async open(path: string, chunkBytes = 1024 * 1024): Promise<SnapshotReader> {
+  static async open(path: string, chunkBytes = 1024 * 1024, readAhead = false): Promise<SnapshotReader> {
     const fh = await open(path, 'r');
     try {
       const { size } = await fh.stat();
@@ -328,6 +447,7 @@ export class SnapshotReader {
         footer.readUInt32LE(24),
         footer.readUInt32LE(28),
         chunkBytes,
+        readAhead,
       );
     } catch (error) {
       await fh.close();
@@ -414,15 +534,44 @@ export class SnapshotReader {
       const at = this.bufFileOffset + this.bufLen;
       const want = Math.min(this.buf.length - this.bufLen, this.bodyEnd - at);
       if (want <= 0) throw corrupt(`${this.path}: unexpected end of data (truncated)`);
-      const { bytesRead } = await this.fh.read(this.buf, this.bufLen, want, at);
+      let bytesRead: number;
+      if (this.ahead === undefined) {
+        ({ bytesRead } = await this.fh.read(this.buf, this.bufLen, want, at));
+      } else {
+        if (this.aheadPos === this.aheadLen) await this.readAhead();
+        bytesRead = Math.min(want, this.aheadLen - this.aheadPos);
+        this.ahead.copy(this.buf, this.bufLen, this.aheadPos, this.aheadPos + bytesRead);
+        this.aheadPos += bytesRead;
+      }
       if (bytesRead === 0) throw corrupt(`${this.path}: unexpected end of file (truncated)`);
       this.bufLen += bytesRead;
     }
   }
 
+  /**
+   * Makes the next bytes of the file `ahead` (the read in flight, or a new one) and starts reading
+   * the ones after them. Reads go in file order: `ahead` always continues where `buf` ends.
+   */
+  private async readAhead(): Promise<void> {
+    const at = this.aheadAt + this.aheadLen;
+    const read = (into: Buffer, from: number) => {
+      const length = Math.min(into.length, this.bodyEnd - from);
+      return length <= 0 ? Promise.resolve(0) : this.fh.read(into, 0, length, from).then((r) => r.bytesRead);
+    };
+    const bytesRead = await (this.reading ?? read(this.spare!, at));
+    [this.ahead, this.spare] = [this.spare!, this.ahead!];
+    this.aheadAt = at;
+    this.aheadPos = 0;
+    this.aheadLen = bytesRead;
+    this.reading = bytesRead === 0 ? undefined : read(this.spare, at + bytesRead);
+    // Awaited by the next readAhead (or close); a failure surfaces there.
+    this.reading?.catch(() => undefined);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.reading?.catch(() => undefined);
     await this.fh.close();
   }
 }

@@ -16,7 +16,15 @@ export {
   summariseDiff,
   type UpdateChange,
 } from './diff.js';
-export { type DeltaValue, DIGEST_ALGORITHM, encodeKey, type Row, rowDigest } from './encoding.js';
+export {
+  CellKind,
+  type DeltaValue,
+  DIGEST_ALGORITHM,
+  encodeKey,
+  type Row,
+  type RowCells,
+  rowDigest,
+} from './encoding.js';
 export { DeltaError, DeltaErrorCode, DuplicateKeyError } from './errors.js';
 export {
   BLOCK_PAYLOAD_BYTES,
@@ -25,4 +33,5 @@ export {
   type SnapshotInfo,
 } from './format.js';
 export { DEFAULT_HOLD_THRESHOLD, type HoldDecision, type HoldOptions, holdDecision } from './hold.js';
+export { type RowTemplate, SnapshotJsonRows } from './json.js';
 export { verifySnapshot } from './verify.js';

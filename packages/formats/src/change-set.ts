@@ -54,6 +54,38 @@ export interface ChangeSetMetadata {
   createdAt: string | Date;
 }
 
+/**
+ * How a row is written as text: `parts[0]`, the value of column `columns[0]`, `parts[1]`, …, the
+ * value of column `columns[n - 1]`, `parts[n]`. Column numbers index the dataset's columns; rows are
+ * joined by `separator`.
+ */
+export interface RowTemplate {
+  parts: readonly string[];
+  columns: readonly number[];
+  separator: string;
+}
+
+/**
+ * The changes of a full load from a source that has already checked its rows (every value a string,
+ * finite number, boolean or null; the dataset's columns first, in order — a delta snapshot): every
+ * change is an insert of such a row, keyed by the row's key columns. Iterated, it gives those changes
+ * like any other source. NDJSON and JSON instead have it write its rows as JSON text through a
+ * {@link RowTemplate}, without building and checking an object per change: the same bytes, several
+ * times faster.
+ */
+export interface InsertRows extends AsyncIterable<Change> {
+  /**
+   * The rows through `template`, each value as `JSON.stringify` writes it, in chunks. `rowCount` is
+   * the number of rows written, all of them once the iteration has ended.
+   */
+  jsonRows(template: RowTemplate): AsyncIterable<Buffer> & { readonly rowCount: number };
+}
+
+/** True when `changes` is an {@link InsertRows} source. */
+export function isInsertRows(changes: ChangeSet['changes']): changes is InsertRows {
+  return typeof (changes as Partial<InsertRows>).jsonRows === 'function';
+}
+
 /** A change set: its metadata and its changes, read once, in order, as they are encoded. */
 export interface ChangeSet {
   metadata: ChangeSetMetadata;
@@ -290,6 +322,11 @@ export class ChangeChecker {
     }
     this.tally.updates++;
     return { op, key, row, changed: [...changed] };
+  }
+
+  /** Counts `count` inserts that their source has checked (see {@link InsertRows}). */
+  addCheckedInserts(count: number): void {
+    this.tally.inserts += count;
   }
 
   /** Throws `formats.count_mismatch` unless the changes seen add up to the metadata's counts. */

@@ -6,6 +6,8 @@ export type {
   ColumnMetadata,
   ColumnType,
   EncodedFile,
+  InsertRows,
+  RowTemplate,
   Value,
 } from './change-set.js';
 export { CSV_OP_COLUMN, type CsvOptions, encodeCsv } from './csv.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Change } from './change-set.js';
+import type { Change, InsertRows, Value } from './change-set.js';
+import { encodeCsv } from './csv.js';
 import { encodeJson, encodeNdjson } from './json.js';
 import { countsOf, metadataFor, readAll, streamOf } from './test-support/fixtures.js';
 
@@ -207,5 +208,91 @@ describe.each([
       throw new Error('cursor lost');
     }
     await expect(readAll(encode({ metadata, changes: failing() }))).rejects.toThrow('cursor lost');
+  });
+});
+
+describe('a full load from InsertRows', () => {
+  /** A source of checked rows (as a delta snapshot is): changes when iterated, or text by template. */
+  function insertRows(
+    dataset: { columns: readonly string[]; key: readonly string[] },
+    rows: readonly Value[][],
+  ): InsertRows {
+    async function* changes(): AsyncGenerator<Change> {
+      for (const row of rows) {
+        yield {
+          op: 'insert',
+          key: Object.fromEntries(dataset.key.map((k) => [k, row[dataset.columns.indexOf(k)]])),
+          row: Object.fromEntries(dataset.columns.map((c, i) => [c, row[i]!])),
+        };
+      }
+    }
+    return {
+      [Symbol.asyncIterator]: changes,
+      jsonRows(template) {
+        const out = {
+          rowCount: 0,
+          async *[Symbol.asyncIterator]() {
+            // Small uneven chunks, cut anywhere.
+            const text = rows
+              .map((row) => {
+                out.rowCount++;
+                const values = template.columns.map((c) => JSON.stringify(row[c]));
+                return template.parts.map((part, i) => part + (values[i] ?? '')).join('');
+              })
+              .join(template.separator);
+            const bytes = Buffer.from(text, 'utf8');
+            for (let at = 0; at < bytes.length; at += 7) yield bytes.subarray(at, at + 7);
+          },
+        };
+        return out;
+      },
+    };
+  }
+
+  const awkward = {
+    name: 'awkward',
+    // Integer-like names come first in a JS object, whatever the column order.
+    columns: ['b', '2', '__proto__', 'a é', '10'],
+    key: ['a é', '2'],
+  };
+  const rows: Value[][] = [
+    ['x', 1, null, 'k "1"', true],
+    ['y\n', -2.5, 'p', 'k😀', false],
+    ['', 1e21, 'q', 'k\u0000', null],
+  ];
+
+  it.each([
+    ['ndjson', encodeNdjson],
+    ['json', encodeJson],
+  ])('%s writes the bytes the changes would give, without checking them again', async (_name, encode) => {
+    for (const [dataset, data] of [
+      [awkward, rows],
+      [pupils, [['A1', 'Zoë', 7, null]]],
+      [awkward, []],
+    ] as const) {
+      const meta = metadataFor(dataset, {
+        fullLoad: true,
+        counts: { inserts: data.length, updates: 0, deletes: 0 },
+      });
+      const columns = dataset.columns.map((c) => (typeof c === 'string' ? c : c.name));
+      const source = insertRows({ columns, key: dataset.key }, data as Value[][]);
+      // The same changes from a plain source.
+      const plain = { [Symbol.asyncIterator]: () => source[Symbol.asyncIterator]() };
+      const expected = await readAll(encode({ metadata: meta, changes: plain }));
+      expect(await readAll(encode({ metadata: meta, changes: source }))).toBe(expected);
+    }
+  });
+
+  it('fails the stream when the rows do not add up to the counts', async () => {
+    const meta = metadataFor(awkward, { fullLoad: true, counts: { inserts: 2, updates: 0, deletes: 0 } });
+    await expect(
+      readAll(encodeNdjson({ metadata: meta, changes: insertRows(awkward, rows) })),
+    ).rejects.toMatchObject({ code: 'formats.count_mismatch' });
+  });
+
+  it('is iterated as changes by the other formats', async () => {
+    const meta = metadataFor(awkward, { fullLoad: true, counts: { inserts: 3, updates: 0, deletes: 0 } });
+    const csv = await readAll(encodeCsv({ metadata: meta, changes: insertRows(awkward, rows) }));
+    expect(csv.split('\r\n')).toHaveLength(5); // header, three rows, the final line end
   });
 });

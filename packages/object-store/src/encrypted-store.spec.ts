@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -115,6 +115,26 @@ describe('EncryptedObjectStore round trips', () => {
       expect((await raw('t', `b/${size}`)).length, String(size)).toBe(encryptedObjectSize(size));
       expect((await read('t', `b/${size}`)).equals(body), String(size)).toBe(true);
     }
+  });
+
+  it('stores a local file as put stores its bytes, sizes around segment boundaries and empty', async () => {
+    for (const size of [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 3 * SEGMENT - 1]) {
+      const body = randomBytes(size);
+      const path = join(base, `file-${size}`);
+      await writeFile(path, body);
+      const result = await store.putFile('t', `f/${size}`, path);
+      expect(result, String(size)).toEqual({ size, storedSize: encryptedObjectSize(size) });
+      expect((await read('t', `f/${size}`)).equals(body), String(size)).toBe(true);
+      // Segment for segment what put writes: the same sealed sizes, each authenticating in place.
+      const put = await store.put('t', `p/${size}`, body);
+      expect(put).toEqual(result);
+    }
+    await expect(store.putFile('t', 'f/none', join(base, 'missing'))).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    await expect(store.putFile('t', '../escape', join(base, 'file-1'))).rejects.toBeInstanceOf(
+      InvalidKeyError,
+    );
   });
 
   it('honours a configured segment size and reads it back from the header', async () => {

@@ -1,3 +1,4 @@
+import { type FileHandle, open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
   CryptoError,
@@ -126,7 +127,36 @@ export class EncryptedObjectStore {
   }
 
   /** Encrypts `body` as it streams and stores it under the tenant's `key`. */
-  async put(tenantId: string, key: string, body: ObjectBody): Promise<EncryptedPutResult> {
+  put(tenantId: string, key: string, body: ObjectBody): Promise<EncryptedPutResult> {
+    return this.store(tenantId, key, (dataKey, counter) =>
+      encryptSegments(bodyChunks(body), dataKey, tenantId, key, this.segmentSize, counter),
+    );
+  }
+
+  /**
+   * {@link put} of a local file (which must not change meanwhile), read a segment at a time into one
+   * buffer: a large file makes no garbage but its ciphertext, where a stream of it would also make
+   * a buffer per read.
+   */
+  async putFile(tenantId: string, key: string, path: string): Promise<EncryptedPutResult> {
+    this.innerKey(tenantId, key);
+    const file = await open(path, 'r');
+    try {
+      const { size } = await file.stat();
+      return await this.store(tenantId, key, (dataKey, counter) =>
+        encryptFile(file, size, path, dataKey, tenantId, key, this.segmentSize, counter),
+      );
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** Stores the header and the segments `encrypt` seals with the object's fresh data key. */
+  private async store(
+    tenantId: string,
+    key: string,
+    encrypt: (dataKey: Buffer, counter: { size: number }) => AsyncIterable<Buffer>,
+  ): Promise<EncryptedPutResult> {
     const innerKey = this.innerKey(tenantId, key);
     const dataKey = generateDataKey();
     try {
@@ -141,8 +171,7 @@ export class EncryptedObjectStore {
       );
       wrapped.copy(header, FIXED_HEADER_BYTES);
       const counter = { size: 0 };
-      const segments = encryptSegments(bodyChunks(body), dataKey, tenantId, key, this.segmentSize, counter);
-      const { size: storedSize } = await this.inner.put(innerKey, prepend(header, segments));
+      const { size: storedSize } = await this.inner.put(innerKey, prepend(header, encrypt(dataKey, counter)));
       return { size: counter.size, storedSize };
     } finally {
       dataKey.fill(0);
@@ -314,6 +343,35 @@ async function* encryptSegments(
     }
   }
   yield encryptChunk(queue.takeAll(), dataKey, { runId: segmentContext(true, tenantId, key), seq });
+}
+
+/** The segments of `size` bytes of `file`, sealed as {@link encryptSegments} seals them. */
+async function* encryptFile(
+  file: FileHandle,
+  size: number,
+  path: string,
+  dataKey: Buffer,
+  tenantId: string,
+  key: string,
+  segmentSize: number,
+  counter: { size: number },
+): AsyncGenerator<Buffer, void, undefined> {
+  const more = segmentContext(false, tenantId, key);
+  // Sealing copies the plaintext out: the buffer is free again once a segment is sealed.
+  const plaintext = Buffer.allocUnsafe(Math.min(segmentSize, size));
+  let seq = 0;
+  do {
+    const length = Math.min(segmentSize, size - counter.size);
+    for (let at = 0; at < length; ) {
+      const { bytesRead } = await file.read(plaintext, at, length - at, counter.size + at);
+      if (bytesRead === 0) throw new Error(`${path} changed while it was stored`);
+      at += bytesRead;
+    }
+    counter.size += length;
+    const runId = counter.size === size ? segmentContext(true, tenantId, key) : more;
+    yield encryptChunk(plaintext.subarray(0, length), dataKey, { runId, seq });
+    seq += 1;
+  } while (counter.size < size);
 }
 
 async function* decryptSegments(

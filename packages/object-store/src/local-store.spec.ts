@@ -137,6 +137,32 @@ describe('LocalDirectoryStore', () => {
     expect((await readObject(store, 'atomic/target')).toString()).toBe('new content');
   });
 
+  it('writes a large body from uneven chunks byte for byte, and cleans up after a late failure', async () => {
+    // 40 MB in chunks of every size, from one byte to over a write batch: several background
+    // flushes and many batches, each written while the next is gathered.
+    const sizes = [1, 7, 65_536, 1_048_575, 1_048_577, 3_000_000, 13];
+    const chunks: Buffer[] = [];
+    for (let total = 0, i = 0; total < 40_000_000; i++) {
+      const chunk = Buffer.alloc(sizes[i % sizes.length]!, i % 251);
+      chunks.push(chunk);
+      total += chunk.length;
+    }
+    const body = async function* () {
+      yield* chunks;
+    };
+    const expected = Buffer.concat(chunks);
+    expect(await store.put('large/object', body())).toEqual({ size: expected.length });
+    expect((await readObject(store, 'large/object')).equals(expected)).toBe(true);
+
+    const failing = async function* () {
+      yield* chunks.slice(0, 20);
+      throw new Error('source failed');
+    };
+    await expect(store.put('large/object', failing())).rejects.toThrow('source failed');
+    expect(await tree(root)).toEqual(['large/', 'large/object']);
+    expect((await readObject(store, 'large/object')).equals(expected)).toBe(true);
+  });
+
   it('ignores temp files and foreign files when listing', async () => {
     await store.put('k/a', Buffer.from('a'));
     await writeFile(join(root, 'k', '~tmp-0123-a'), 'half written');

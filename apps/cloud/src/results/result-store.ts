@@ -10,6 +10,14 @@ import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 
 const pad = (n: number) => String(n).padStart(9, '0');
+/**
+ * Plaintext bytes per encrypted segment of new objects (readers take it from each object's header).
+ * Change sets and snapshots run to hundreds of megabytes: a segment costs a cipher set-up, an IV
+ * and a write each, so they are larger than the store's 64 KiB default.
+ */
+const SEGMENT_BYTES = 1024 * 1024;
+/** Decrypted bytes a download may hold while they are written. */
+const DOWNLOAD_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
  * Everything the control plane keeps of a school's data, as objects in the configured store
@@ -24,7 +32,7 @@ export class ResultStore {
   constructor(@Inject(CLOUD_CONFIG) config: CloudConfig) {
     const inner = objectStoreFromEnv(config.objectStore.env as NodeJS.ProcessEnv);
     const masterKey = deriveKey(Buffer.from(config.secret, 'utf8'), 'object-store/master');
-    this.objects = new EncryptedObjectStore(inner, { masterKey });
+    this.objects = new EncryptedObjectStore(inner, { masterKey, segmentSize: SEGMENT_BYTES });
   }
 
   chunkKey(runId: string, jobId: string, seq: number): string {
@@ -44,6 +52,12 @@ export class ResultStore {
     return size;
   }
 
+  /** Stores a local file (which must not change meanwhile). */
+  async putFile(schoolId: string, key: string, path: string): Promise<number> {
+    const { size } = await this.objects.putFile(schoolId, key, path);
+    return size;
+  }
+
   get(schoolId: string, key: string): Promise<Readable> {
     return this.objects.get(schoolId, key);
   }
@@ -51,12 +65,18 @@ export class ResultStore {
   async getBuffer(schoolId: string, key: string): Promise<Buffer> {
     const parts: Buffer[] = [];
     for await (const part of await this.objects.get(schoolId, key)) parts.push(part as Buffer);
-    return Buffer.concat(parts);
+    // A small object (a result chunk) is one segment: no copy.
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
+  /** Decrypts the object into a local work file (not synced: it does not outlive the process's work). */
   async download(schoolId: string, key: string, path: string): Promise<void> {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    await pipeline(await this.objects.get(schoolId, key), createWriteStream(path, { mode: 0o600 }));
+    await pipeline(
+      await this.objects.get(schoolId, key),
+      // Room for many segments: they are written together while more are decrypted.
+      createWriteStream(path, { mode: 0o600, highWaterMark: DOWNLOAD_BUFFER_BYTES }),
+    );
   }
 
   delete(schoolId: string, key: string): Promise<void> {

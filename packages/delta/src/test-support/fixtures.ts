@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FinishedSnapshot, SnapshotBuilder, type SnapshotBuilderOptions } from '../builder.js';
-import type { DeltaValue, Row } from '../encoding.js';
+import { CellKind, type DeltaValue, type Row, type RowCells } from '../encoding.js';
 
 /** Small seeded PRNG (mulberry32): the same seed gives the same sequence in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -112,4 +112,35 @@ export function randomKeyValue(rand: () => number): DeltaValue {
   if (r < 0.55) return Math.round(rand() * 1000) / 8 - 60;
   if (r < 0.75) return WORDS[Math.floor(rand() * WORDS.length)]!;
   return `k${Math.floor(rand() * 300)}`;
+}
+
+/** `rows` as {@link RowCells} (strings as UTF-8 in one buffer), the way a decoder hands them over. */
+export function cellsOf(rows: readonly Row[], columnCount: number): RowCells {
+  const n = rows.length * columnCount;
+  const kinds = new Uint8Array(n);
+  const numbers = new Float64Array(n);
+  const starts = new Int32Array(n);
+  const ends = new Int32Array(n);
+  const parts: Buffer[] = [];
+  let at = 0;
+  rows.forEach((row, r) => {
+    for (let c = 0; c < columnCount; c++) {
+      const i = r * columnCount + c;
+      const v = row[c] as DeltaValue;
+      if (typeof v === 'string') {
+        const bytes = Buffer.from(v, 'utf8');
+        kinds[i] = CellKind.String;
+        starts[i] = at;
+        at += bytes.length;
+        ends[i] = at;
+        parts.push(bytes);
+      } else if (typeof v === 'number') {
+        kinds[i] = CellKind.Number;
+        numbers[i] = v;
+      } else {
+        kinds[i] = v === null ? CellKind.Null : v ? CellKind.True : CellKind.False;
+      }
+    }
+  });
+  return { rowCount: rows.length, columnCount, kinds, numbers, starts, ends, bytes: Buffer.concat(parts) };
 }
