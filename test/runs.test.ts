@@ -244,6 +244,14 @@ describe('run now', () => {
   });
 
   it('a rerun with no change sends no chunk again: the control plane reuses its copies (protocol 1.2)', async () => {
+    const snapshots = () =>
+      prisma.deltaState.findMany({
+        where: { schoolId },
+        orderBy: { datasetName: 'asc' },
+        select: { datasetName: true, snapshotKey: true, runId: true },
+      });
+    const before = await snapshots();
+    expect(before.length).toBeGreaterThan(0);
     const started = await api('POST', `/partners/${partnerId}/runs`, {
       schoolId,
       extractId: extractIds['school-library'],
@@ -256,8 +264,12 @@ describe('run now', () => {
       expect(d.reusedChunks, d.name).toBe(d.chunkCount);
       expect(d.reusedBytes, d.name).toBe(d.byteCount);
     }
-    // The re-sealed copies decode to the same rows: nothing changed.
+    // Nothing changed — known without decoding: the delta state moves to this run but keeps the
+    // snapshot it had (every chunk was the last result's).
     expect([run.insertCount, run.updateCount, run.deleteCount]).toEqual([0, 0, 0]);
+    const after = await snapshots();
+    expect(after.map((d) => d.snapshotKey)).toEqual(before.map((d) => d.snapshotKey));
+    expect(after.every((d) => d.runId === run.id)).toBe(true);
   });
 
   const brokenRuns: string[] = [];

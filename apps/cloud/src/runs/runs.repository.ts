@@ -395,6 +395,53 @@ export class RunsRepository {
     return { jobId: source.id, chunks: chunks.map((c) => c.plainSha256) };
   }
 
+  /**
+   * When every chunk of an uploaded job was reused from the job whose result the delta state of
+   * this dataset already holds, the rows are exactly that result's (each chunk's plaintext was
+   * checked against its digest when it was re-sealed): its snapshot is this job's snapshot, with
+   * no change. The agent's whole-result digest and counts must agree with that result's, else
+   * null and the job is processed in full (where a wrong digest fails it).
+   */
+  async unchangedSnapshot(
+    run: { schoolId: string; paramsHash: string },
+    extractId: string,
+    job: {
+      datasetName: string;
+      reuseJobId: string | null;
+      reusedChunks: number;
+      chunkCount: number | null;
+      rowCount: number | null;
+      resultSha256: string | null;
+    },
+  ): Promise<{ snapshotKey: string; rowCount: number } | null> {
+    if (!job.reuseJobId || !job.chunkCount || job.reusedChunks !== job.chunkCount) return null;
+    const source = await this.prisma.client.runJob.findUnique({
+      where: { id: job.reuseJobId },
+      select: { runId: true, chunkCount: true, rowCount: true, resultSha256: true },
+    });
+    if (
+      !source ||
+      source.chunkCount !== job.chunkCount ||
+      source.rowCount !== job.rowCount ||
+      source.resultSha256 !== job.resultSha256
+    ) {
+      return null;
+    }
+    const state = await this.prisma.client.deltaState.findUnique({
+      where: {
+        schoolId_extractId_datasetName_paramsHash: {
+          schoolId: run.schoolId,
+          extractId,
+          datasetName: job.datasetName,
+          paramsHash: run.paramsHash,
+        },
+      },
+      select: { runId: true, snapshotKey: true, rowCount: true },
+    });
+    if (state?.runId !== source.runId || state.rowCount !== job.rowCount) return null;
+    return { snapshotKey: state.snapshotKey, rowCount: state.rowCount };
+  }
+
   /** Chunk `seq` of a reuse source, with what it takes to open it; null when it is not there. */
   async reuseChunk(jobId: string, seq: number) {
     const chunk = await this.prisma.client.runChunk.findUnique({
