@@ -8,7 +8,7 @@
 //
 // Needs PostgreSQL and Redis (local defaults). Creates and drops its own databases.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -58,6 +58,18 @@ delivery: { format: ndjson, target: pull }
 `;
 
 const log = (...a) => process.stdout.write(`${a.join(' ')}\n`);
+const { createMessage, encodeMessage } = await import(join(ROOT, 'packages/protocol/dist/index.js'));
+/** Bytes of one `chunk.reuse` frame, as the agent sends it. */
+const REUSE_FRAME_BYTES = Buffer.byteLength(
+  encodeMessage(
+    createMessage('chunk.reuse', {
+      runId: '00000000-0000-4000-8000-000000000000',
+      seq: 123,
+      byteLength: 65_536,
+      plainSha256: 'f'.repeat(64),
+    }),
+  ),
+);
 const rss = () => `${Math.round(process.memoryUsage().rss / 1e6)} MB`;
 
 async function setupMis() {
@@ -228,18 +240,50 @@ async function main() {
       throw new Error(`${label}: ${run.state} ${run.errorMessage}`);
     const seconds = (run.processedAt.getTime() - run.dispatchedAt.getTime()) / 1000;
     const upload = (run.uploadedAt.getTime() - run.dispatchedAt.getTime()) / 1000;
-    const bytes = run.datasets.reduce((n, d) => n + (d.byteCount ?? 0), 0);
+    // What crossed agent → cloud for the result: sealed chunk bytes the agent sent, plus one small
+    // `chunk.reuse` frame per chunk the control plane took from its own copy (protocol 1.2).
+    const sealed = run.datasets.reduce((n, d) => n + (d.byteCount ?? 0), 0);
+    const reusedBytes = run.datasets.reduce((n, d) => n + (d.reusedBytes ?? 0), 0);
+    const reusedChunks = run.datasets.reduce((n, d) => n + (d.reusedChunks ?? 0), 0);
+    const chunks = run.datasets.reduce((n, d) => n + (d.chunkCount ?? 0), 0);
+    const bytes = sealed - reusedBytes + reusedChunks * REUSE_FRAME_BYTES;
     const rate = run.rowCount / seconds;
     log(
       `  ${label}: ${run.rowCount.toLocaleString('en-GB')} rows; dispatch → processed ${seconds.toFixed(2)} s ` +
         `(upload ${upload.toFixed(2)} s, ingest+delta ${(seconds - upload).toFixed(2)} s) = ${(rate / 1e6).toFixed(3)} M rows/s; ` +
-        `${(bytes / 1e6).toFixed(1)} MB sent agent → cloud; changes +${run.insertCount} ~${run.updateCount} -${run.deleteCount}; cloud RSS ${rss()}`,
+        `${(bytes / 1e6).toFixed(3)} MB sent agent → cloud (${reusedChunks} of ${chunks} chunks reused); changes +${run.insertCount} ~${run.updateCount} -${run.deleteCount}; cloud RSS ${rss()}`,
     );
+    // Where the control plane's processing time went (the run-processed audit entry, written just
+    // after the run turns PROCESSED).
+    let processed;
+    for (let i = 0; i < 50 && !processed; i++) {
+      processed = await prisma.auditEvent.findFirst({
+        where: { action: 'run.processed', targetId: started.id },
+        select: { details: true },
+      });
+      if (!processed) await new Promise((r) => setTimeout(r, 100));
+    }
+    const timings = processed?.details?.timings;
+    if (timings) {
+      log(
+        `    processing: decode ${timings.decodeMs} ms, delta ${timings.deltaMs} ms, ` +
+          `encode ${timings.encodeMs} ms, store ${timings.storeMs} ms`,
+      );
+    }
     return { rate, seconds, bytes };
   }
 
   const full = await runOnce('full run      ');
   const again = await runOnce('no-change run ');
+  // 1 % of the marks change (spread over every chunk, as a day's corrections would be).
+  const client = new pg.Client({ connectionString: misUrl });
+  await client.connect();
+  const changed = await client.query(
+    `UPDATE marks SET code = CASE code WHEN 'L' THEN 'N' ELSE 'L' END WHERE (pupil_id * 380 + (mark_date - DATE '2025-09-01')) % 100 = 7`,
+  );
+  await client.end();
+  log(`  (updated ${changed.rowCount.toLocaleString('en-GB')} marks in the MIS)`);
+  await runOnce('1 % changed   ');
   log('');
   log(`  end-to-end vs anchor: ${((full.rate / anchorRate) * 100).toFixed(0)} % (target ≥ 50 %)`);
   log(
@@ -254,5 +298,6 @@ try {
 } finally {
   await dropDatabase(cloudUrl).catch(() => undefined);
   await dropDatabase(misUrl).catch(() => undefined);
+  rmSync(work, { recursive: true, force: true });
 }
 process.exit(0);
