@@ -99,6 +99,8 @@ class DigestWorker {
    */
   wait(shared: SharedArrayBuffer, flag: number): boolean {
     const flags = new Int32Array(shared, 0, flag + 1);
+    // Given up on (by any writer): no more blocking; done only if it already is.
+    if (!this.usable) return Atomics.load(flags, flag) === 0;
     if (Atomics.wait(flags, flag, 1, WAIT_LIMIT_MS) !== 'timed-out') return true;
     this.usable = false;
     return false;

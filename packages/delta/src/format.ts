@@ -244,7 +244,9 @@ export class SnapshotWriter {
   private writePending(count: number): void {
     for (const { slot, end } of this.pending.splice(0, count)) {
       const block = this.slots[slot]!;
-      if (!digestWorker().wait(this.shared!, slot)) {
+      // Once the worker missed a deadline, nothing more is waited for (the event loop is blocked
+      // while waiting): the remaining blocks are hashed here.
+      if (this.detached || !digestWorker().wait(this.shared!, slot)) {
         this.detached = true;
         fillDigests(block, BLOCK_HEADER_BYTES, end);
       }

@@ -131,11 +131,13 @@ export class RunDispatcher {
       });
       return true;
     }
-    // The last stored result of this dataset, whose unchanged chunks the agent need not send again.
-    const wrapping = await this.keys.active('result-wrapping');
-    const reuse = await this.repo.reuseSource(run, job.datasetName, wrapping.keyId, MAX_REUSE_CHUNKS);
-    if (reuse) input.reuse = { chunks: reuse.chunks };
     if (job.state !== 'RUNNING') {
+      // The last stored result of this dataset, whose unchanged chunks the agent need not send.
+      // (A job re-offered while running keeps the source it was first offered, and an agent that
+      // restarted it gets no list: it uploads in full.)
+      const wrapping = await this.keys.active('result-wrapping');
+      const reuse = await this.repo.reuseSource(run, job.datasetName, wrapping.keyId, MAX_REUSE_CHUNKS);
+      if (reuse) input.reuse = { chunks: reuse.chunks };
       const offered = await this.repo.transitionJob(job.id, ['PENDING', 'OFFERED'], 'OFFERED', {
         agentId: run.agentId,
         offeredAt: new Date(),
@@ -143,8 +145,6 @@ export class RunDispatcher {
       });
       // Cancelled (or finished) meanwhile: an offer now would sit in the agent's queue, unowned.
       if (!offered) return true;
-    } else {
-      await this.repo.updateJob(job.id, { reuseJobId: reuse?.jobId ?? null });
     }
     const delivered = await this.channel.offerJob(run.agentId, input);
     if (!delivered && job.state !== 'RUNNING') {
@@ -159,6 +159,16 @@ export class RunDispatcher {
    * a restarted agent no longer has — then dispatch anything now possible.
    */
   async agentReady(agentId: string, schoolId: string): Promise<void> {
+    const runs = await this.dropStaleOffers(agentId, schoolId);
+    for (const run of runs) {
+      if (run.agentId !== agentId) continue;
+      await this.offerNext(run);
+    }
+    await this.dispatch();
+  }
+
+  /** Drops from the agent's pending queue every offer of a job no longer waiting; the open runs. */
+  async dropStaleOffers(agentId: string, schoolId: string): Promise<RunRow[]> {
     const runs = await this.repo.dispatchedForSchool(schoolId);
     const open = new Set(
       runs.flatMap((r) =>
@@ -168,11 +178,7 @@ export class RunDispatcher {
     for (const id of await this.channel.pendingIds(agentId)) {
       if (!open.has(id)) await this.channel.forget(agentId, id);
     }
-    for (const run of runs) {
-      if (run.agentId !== agentId) continue;
-      await this.offerNext(run);
-    }
-    await this.dispatch();
+    return runs;
   }
 
   private buildJob(

@@ -51,8 +51,16 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     this.gateway.setMessageHandler(this);
   }
 
+  /**
+   * An agent is up: its pending queue loses offers it must no longer get before it may pull (the
+   * gateway holds `work.pull` until this returns); the re-offers and dispatch follow without
+   * holding its frames up.
+   */
   async connected(agentId: string, schoolId: string): Promise<void> {
-    await this.dispatcher.agentReady(agentId, schoolId);
+    await this.dispatcher.dropStaleOffers(agentId, schoolId);
+    void this.dispatcher.agentReady(agentId, schoolId).catch((err: unknown) => {
+      this.logger.error({ err, agentId }, 'run hand-over after connect failed');
+    });
   }
 
   async handle(event: AgentMessageEvent, reply: AgentReply): Promise<void> {
@@ -154,7 +162,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
       return;
     }
     await this.results.put(job.run.schoolId, this.results.chunkKey(job.runId, job.id, body.seq), bytes);
-    const stored = await this.repo.advanceUpload(job.id, body.seq, sha256Hex(plaintext));
+    const stored = await this.repo.advanceUpload(job.id, job.wrappedKey!, body.seq, sha256Hex(plaintext));
     if (stored) job.nextSeq = body.seq + 1;
     this.ack(job, job.nextSeq, reply);
   }
@@ -219,7 +227,13 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     const sealed = encryptChunk(plaintext, await this.dataKey(job), { runId: job.id, seq: body.seq });
     if (sealed.length !== body.byteLength) return refuse('the sealed size differs');
     await this.results.put(job.run.schoolId, this.results.chunkKey(job.runId, job.id, body.seq), sealed);
-    const stored = await this.repo.advanceUpload(job.id, body.seq, body.plainSha256, sealed.length);
+    const stored = await this.repo.advanceUpload(
+      job.id,
+      job.wrappedKey!,
+      body.seq,
+      body.plainSha256,
+      sealed.length,
+    );
     if (stored) job.nextSeq = body.seq + 1;
     this.ack(job, job.nextSeq, reply);
   }
@@ -332,6 +346,8 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
       resultSha256: body.resultSha256,
       uploadedAt: new Date(),
     });
+    // Digests left by an earlier, longer attempt would make this result unusable as a reuse source.
+    await this.repo.dropChunkDigestsFrom(job.id, body.chunkCount);
     reply('run.ack', { runId: job.id, outcome: 'completed' });
     await this.afterUpload(job.runId);
   }

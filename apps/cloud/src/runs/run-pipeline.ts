@@ -50,8 +50,11 @@ interface DatasetOutcome {
   rowCount: number;
   previousUploadedAt?: Date;
   skipped?: 'superseded';
-  /** Every chunk was reused from the result the delta state holds: its snapshot, already stored. */
-  unchanged?: true;
+  /**
+   * Every chunk was reused from the result the delta state holds (that run's id): its snapshot,
+   * already stored, is this one.
+   */
+  unchangedSince?: string;
   counts: { inserts: number; updates: number; deletes: number };
   fullLoad: boolean;
   hold?: string;
@@ -134,7 +137,7 @@ export class RunPipeline {
             jobId: job.id,
             snapshotKey: same.snapshotKey,
             rowCount: same.rowCount,
-            unchanged: true,
+            unchangedSince: same.sourceRunId,
             counts: { inserts: 0, updates: 0, deletes: 0 },
             fullLoad: false,
             current: '',
@@ -169,7 +172,7 @@ export class RunPipeline {
       // two files, and a store's reads, writes and flushes would be in the way.
       const snapshotsStored = Promise.allSettled(
         outcomes
-          .filter((o) => !o.skipped && !o.unchanged)
+          .filter((o) => !o.skipped && !o.unchangedSince)
           .map((o) => this.results.putFile(run.schoolId, o.snapshotKey, o.current)),
       );
       const records: Prisma.DeliveryCreateManyInput[] = [];
@@ -255,6 +258,24 @@ export class RunPipeline {
         if (records.length > 0) await tx.delivery.createMany({ data: records, skipDuplicates: true });
         for (const o of outcomes) {
           if (o.skipped) continue;
+          if (o.unchangedSince) {
+            // Only while the state still holds that result (its snapshot may be gone otherwise):
+            // if it moved on, the transaction is undone and the retry processes the job in full.
+            const { count: kept } = await tx.deltaState.updateMany({
+              where: {
+                schoolId: run.schoolId,
+                extractId: version.extractId,
+                datasetName: o.dataset.name,
+                paramsHash: run.paramsHash,
+                runId: o.unchangedSince,
+                snapshotKey: o.snapshotKey,
+              },
+              data: { runId: run.id, runUploadedAt: run.uploadedAt ?? new Date() },
+            });
+            if (kept === 0)
+              throw new Error(`the delta state of ${o.dataset.name} moved on during processing`);
+            continue;
+          }
           const where = {
             schoolId_extractId_datasetName_paramsHash: {
               schoolId: run.schoolId,

@@ -337,10 +337,17 @@ export class RunsRepository {
 
   /**
    * Records chunk `seq` as stored, with the sha256 of its plaintext (for reuse by the next run):
-   * only if it is the next one (a repeat changes nothing). `reusedBytes` > 0 for a chunk taken from
-   * an earlier run's copy rather than sent.
+   * only if it is the next one of the upload sealed with `wrappedKey` (a repeat, or a late chunk of
+   * an upload the agent restarted with another key, changes nothing). `reusedBytes` > 0 for a chunk
+   * taken from an earlier run's copy rather than sent.
    */
-  async advanceUpload(jobId: string, seq: number, plainSha256: string, reusedBytes = 0): Promise<boolean> {
+  async advanceUpload(
+    jobId: string,
+    wrappedKey: string,
+    seq: number,
+    plainSha256: string,
+    reusedBytes = 0,
+  ): Promise<boolean> {
     const rows = await this.prisma.client.$queryRaw<{ job_id: string }[]>`
       WITH moved AS (
         UPDATE run_jobs
@@ -349,6 +356,7 @@ export class RunsRepository {
                reused_bytes = reused_bytes + ${reusedBytes},
                updated_at = now()
          WHERE id = ${jobId}::uuid AND state = 'RUNNING' AND next_seq = ${seq}
+           AND wrapped_key = ${wrappedKey}
         RETURNING id)
       INSERT INTO run_chunks (job_id, seq, plain_sha256)
       SELECT id, ${seq}, ${plainSha256} FROM moved
@@ -403,7 +411,7 @@ export class RunsRepository {
    * null and the job is processed in full (where a wrong digest fails it).
    */
   async unchangedSnapshot(
-    run: { schoolId: string; paramsHash: string },
+    run: { schoolId: string; paramsHash: string; extractVersionId: string },
     extractId: string,
     job: {
       datasetName: string;
@@ -413,14 +421,22 @@ export class RunsRepository {
       rowCount: number | null;
       resultSha256: string | null;
     },
-  ): Promise<{ snapshotKey: string; rowCount: number } | null> {
+  ): Promise<{ snapshotKey: string; rowCount: number; sourceRunId: string } | null> {
     if (!job.reuseJobId || !job.chunkCount || job.reusedChunks !== job.chunkCount) return null;
     const source = await this.prisma.client.runJob.findUnique({
       where: { id: job.reuseJobId },
-      select: { runId: true, chunkCount: true, rowCount: true, resultSha256: true },
+      select: {
+        runId: true,
+        chunkCount: true,
+        rowCount: true,
+        resultSha256: true,
+        run: { select: { extractVersionId: true } },
+      },
     });
     if (
       !source ||
+      // Another version may key or name the same rows differently: only a full pass checks that.
+      source.run.extractVersionId !== run.extractVersionId ||
       source.chunkCount !== job.chunkCount ||
       source.rowCount !== job.rowCount ||
       source.resultSha256 !== job.resultSha256
@@ -439,7 +455,12 @@ export class RunsRepository {
       select: { runId: true, snapshotKey: true, rowCount: true },
     });
     if (state?.runId !== source.runId || state.rowCount !== job.rowCount) return null;
-    return { snapshotKey: state.snapshotKey, rowCount: state.rowCount };
+    return { snapshotKey: state.snapshotKey, rowCount: state.rowCount, sourceRunId: source.runId };
+  }
+
+  /** Forgets the plaintext digests of chunks at or beyond `chunkCount` (left by an earlier attempt). */
+  async dropChunkDigestsFrom(jobId: string, chunkCount: number): Promise<void> {
+    await this.prisma.client.runChunk.deleteMany({ where: { jobId, seq: { gte: chunkCount } } });
   }
 
   /** Chunk `seq` of a reuse source, with what it takes to open it; null when it is not there. */
