@@ -316,6 +316,63 @@ describe('chunk reuse (protocol 1.2)', () => {
     expect((await prisma.runJob.findUniqueOrThrow({ where: { id: b.jobId } })).reusedChunks).toBe(0);
   });
 
+  it('knows a fully reused dataset unchanged only for the same extract version, digest and delta state', async () => {
+    const a = await earlierResult();
+    const params = 'e'.repeat(64);
+    const digestA = 'c'.repeat(64);
+    await prisma.run.update({ where: { id: a.runId }, data: { paramsHash: params } });
+    await prisma.runJob.update({ where: { id: a.jobId }, data: { rowCount: 5, resultSha256: digestA } });
+    const runA = await prisma.run.findUniqueOrThrow({
+      where: { id: a.runId },
+      select: { extractVersionId: true, extractVersion: { select: { extractId: true } } },
+    });
+    const extractId = runA.extractVersion.extractId;
+    await prisma.deltaState.create({
+      data: {
+        schoolId,
+        extractId,
+        datasetName: 'pupils',
+        paramsHash: params,
+        snapshotKey: 'snapshots/reuse-test.snap',
+        rowCount: 5,
+        runId: a.runId,
+        runUploadedAt: new Date(),
+      },
+    });
+    const b = await acceptedJob(generateDataKey());
+    await prisma.run.update({
+      where: { id: b.runId },
+      data: { paramsHash: params, extractVersionId: runA.extractVersionId },
+    });
+    const jobB = {
+      datasetName: 'pupils',
+      reuseJobId: a.jobId,
+      reusedChunks: 1,
+      chunkCount: 1,
+      rowCount: 5,
+      resultSha256: digestA,
+    };
+    const runB = { schoolId, paramsHash: params, extractVersionId: runA.extractVersionId };
+    const repo = server.app.get(RunsRepository);
+    expect(await repo.unchangedSnapshot(runB, extractId, jobB)).toEqual({
+      snapshotKey: 'snapshots/reuse-test.snap',
+      rowCount: 5,
+      sourceRunId: a.runId,
+    });
+    // Another version of the extract may key the same rows differently: a full pass decides.
+    expect(
+      await repo.unchangedSnapshot({ ...runB, extractVersionId: randomUUID() }, extractId, jobB),
+    ).toBeNull();
+    // An agent claiming another whole-result digest, or a chunk not reused: a full pass.
+    expect(
+      await repo.unchangedSnapshot(runB, extractId, { ...jobB, resultSha256: 'd'.repeat(64) }),
+    ).toBeNull();
+    expect(await repo.unchangedSnapshot(runB, extractId, { ...jobB, reusedChunks: 0 })).toBeNull();
+    // The delta state moved on to another result: its snapshot is not this one's.
+    await prisma.deltaState.updateMany({ where: { schoolId, paramsHash: params }, data: { runId: b.runId } });
+    expect(await repo.unchangedSnapshot(runB, extractId, jobB)).toBeNull();
+  });
+
   it("never reuses another school's chunk, even when pointed at it", async () => {
     const a = await earlierResult();
     const other = await prisma.school.create({
