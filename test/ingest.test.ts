@@ -95,15 +95,27 @@ async function acceptedJob(dataKey: Buffer) {
     SYSTEM,
   );
   await agreements.approve(schoolId, asked.id, 'ok', SYSTEM).catch(() => undefined);
+  return runningJob({ schoolId, agentId, agreementId: asked.id, extractVersionId: version.id, dataKey });
+}
+
+/** A RUNNING manual run with its `pupils` dataset accepted by `agentId` with `dataKey`. */
+async function runningJob(o: {
+  schoolId: string;
+  agentId: string;
+  agreementId: string;
+  extractVersionId: string;
+  dataKey: Buffer;
+  reuseJobId?: string;
+}) {
   const jobId = randomUUID();
   const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
   const run = await prisma.run.create({
     data: {
       partnerId: partnerA,
-      schoolId,
-      agreementId: asked.id,
-      extractVersionId: version.id,
-      agentId,
+      schoolId: o.schoolId,
+      agreementId: o.agreementId,
+      extractVersionId: o.extractVersionId,
+      agentId: o.agentId,
       trigger: 'MANUAL',
       state: 'RUNNING',
       paramsHash: 'a'.repeat(64),
@@ -115,9 +127,10 @@ async function acceptedJob(dataKey: Buffer) {
           datasetName: 'pupils',
           position: 0,
           state: 'RUNNING',
-          agentId,
+          agentId: o.agentId,
           resultKeyId: resultKey.keyId,
-          wrappedKey: wrapKeyForRecipient(dataKey, resultKey.publicKey, jobId).toString('base64'),
+          wrappedKey: wrapKeyForRecipient(o.dataKey, resultKey.publicKey, jobId).toString('base64'),
+          ...(o.reuseJobId ? { reuseJobId: o.reuseJobId } : {}),
         },
       },
     },
@@ -381,35 +394,14 @@ describe('chunk reuse (protocol 1.2)', () => {
     const otherAgent = await prisma.agent.create({
       data: { schoolId: other.id, publicKey: generateSigningKeyPair().publicKey },
     });
-    const key = generateDataKey();
-    const jobId = randomUUID();
-    const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
     const template = await prisma.run.findUniqueOrThrow({ where: { id: a.runId } });
-    await prisma.run.create({
-      data: {
-        partnerId: partnerA,
-        schoolId: other.id,
-        agreementId: template.agreementId,
-        extractVersionId: template.extractVersionId,
-        agentId: otherAgent.id,
-        trigger: 'MANUAL',
-        state: 'RUNNING',
-        paramsHash: 'a'.repeat(64),
-        dueAt: new Date(),
-        deadlineAt: new Date(Date.now() + 3600_000),
-        jobs: {
-          create: {
-            id: jobId,
-            datasetName: 'pupils',
-            position: 0,
-            state: 'RUNNING',
-            agentId: otherAgent.id,
-            resultKeyId: resultKey.keyId,
-            wrappedKey: wrapKeyForRecipient(key, resultKey.publicKey, jobId).toString('base64'),
-            reuseJobId: a.jobId,
-          },
-        },
-      },
+    const { jobId } = await runningJob({
+      schoolId: other.id,
+      agentId: otherAgent.id,
+      agreementId: template.agreementId,
+      extractVersionId: template.extractVersionId,
+      dataKey: generateDataKey(),
+      reuseJobId: a.jobId,
     });
     const replies = await send(
       'chunk.reuse',
