@@ -38,6 +38,8 @@ export function checkIdentifier(kind: string, value: string): string {
 
 export abstract class BaseConnector implements MisConnector, RunHost {
   abstract readonly kind: MisKind;
+  /** Rows per fetch when the caller does not say (an engine may fetch more per round trip). */
+  protected readonly defaultBatchSize: number = DEFAULT_BATCH_SIZE;
   abstract readonly display: string;
   protected version = '';
   private active: StreamRun | null = null;
@@ -100,7 +102,7 @@ export abstract class BaseConnector implements MisConnector, RunHost {
     const run = new StreamRun(this, options);
     this.active = run;
     const start: StartOptions = {
-      batchSize: Math.max(1, Math.floor(options.batchSize ?? DEFAULT_BATCH_SIZE)),
+      batchSize: Math.max(1, Math.floor(options.batchSize ?? this.defaultBatchSize)),
       timeoutMs: Math.max(0, Math.ceil(options.timeoutMs ?? 0)),
     };
     const { source, first } = await run.open(async () => {

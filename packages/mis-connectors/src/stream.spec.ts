@@ -128,6 +128,48 @@ describe('StreamRun', () => {
   });
 });
 
+it('asks for the next batch while the caller still holds the current one (one ahead, no more)', async () => {
+  const h = host();
+  const run = new StreamRun(h, {});
+  const asked: number[] = [];
+  const source = new ScriptedSource([[[1]], [[2]], [[3]], null]);
+  const next = source.next.bind(source);
+  source.next = () => {
+    asked.push(asked.length + 1);
+    return next();
+  };
+  const { first } = await run.open(async () => source);
+  expect(asked).toEqual([1]);
+  const stream = new RunRowStream(run, source.columns(), first);
+  const seen: { batch: unknown; askedWhenHanded: number }[] = [];
+  for await (const batch of stream.batches()) {
+    seen.push({ batch: batch[0]?.[0], askedWhenHanded: asked.length });
+  }
+  // Batch n is handed over with batch n + 1 already asked for — and never n + 2.
+  expect(seen).toEqual([
+    { batch: 1, askedWhenHanded: 2 },
+    { batch: 2, askedWhenHanded: 3 },
+    { batch: 3, askedWhenHanded: 4 },
+  ]);
+  expect(source.releases).toEqual([true]);
+});
+
+it('a caller that stops early closes the run with the read ahead still pending', async () => {
+  const h = host();
+  const run = new StreamRun(h, {});
+  const source = new ScriptedSource([[[1]]]);
+  const { first } = await run.open(async () => source);
+  const stream = new RunRowStream(run, source.columns(), first);
+  for await (const batch of stream.batches()) {
+    expect(batch).toEqual([[1]]);
+    // The read ahead is waiting on the (scripted) server.
+    expect(source.pending).not.toBeNull();
+    break;
+  }
+  expect(source.interrupts).toBe(1);
+  expect(source.releases).toEqual([false]);
+});
+
 describe('RowQueue', () => {
   it('pauses the driver at its limit and resumes it when the rows are taken', async () => {
     const events: string[] = [];

@@ -254,9 +254,15 @@ export class RunRowStream implements RowStream {
     this.iterated = true;
   }
 
+  /**
+   * Batch by batch, one fetch ahead: while the caller works on a batch, the next one is already
+   * asked for, so the database produces it meanwhile instead of waiting for the caller (at most one
+   * batch more in memory).
+   */
   async *batches(): AsyncGenerator<Row[], void, undefined> {
     this.claim();
     let finished = false;
+    let ahead: Promise<Row[] | null> | null = null;
     try {
       for (;;) {
         let batch: Row[] | null;
@@ -264,11 +270,17 @@ export class RunRowStream implements RowStream {
           batch = this.heldFrom === 0 ? this.held : this.held.slice(this.heldFrom);
           this.held = null;
         } else {
-          batch = await this.run.next();
+          batch = await (ahead ?? this.run.next());
+          ahead = null;
         }
         if (batch === null) {
           finished = true;
           return;
+        }
+        if (this.run.running) {
+          ahead = this.run.next();
+          // Awaited on the next turn; a caller that stops first closes the run (which settles it).
+          ahead.catch(noop);
         }
         this.handed += batch.length;
         yield batch;

@@ -213,6 +213,11 @@ class PgSource implements BatchSource {
 
 export class PostgresConnector extends BaseConnector {
   readonly kind = 'postgres' as const;
+  /**
+   * A cursor fetch is a round trip: 2,000 rows per fetch read ~15 % faster than 500 here (see
+   * docs/benchmarks-pipeline.md); batches stay bounded in bytes by `rowsPerBatch`.
+   */
+  protected override readonly defaultBatchSize = 2000;
   readonly display: string;
   private readonly target: PgTarget;
   private readonly schema: string;
