@@ -228,14 +228,35 @@ describe('ResultEncoder → ResultDecoder round trip', () => {
   it('compresses: repetitive rows cost far less on the wire than their msgpack body', () => {
     const dataKey = generateDataKey();
     const rows = Array.from({ length: 20_000 }, (_, i) => [i % 50, 'present, on time, no comment']);
-    const compressed = encodeAll(rows, { columns: SMALL_COLUMNS, dataKey });
-    const stored = encodeAll(rows, { columns: SMALL_COLUMNS, dataKey, level: 0 });
+    // Batches small enough that neither level changes where chunks end (a badly compressing
+    // result gets smaller batches; see the next test).
+    const compressed = encodeAll(rows, { columns: SMALL_COLUMNS, dataKey, targetChunkBytes: 65_536 });
+    const stored = encodeAll(rows, {
+      columns: SMALL_COLUMNS,
+      dataKey,
+      level: 0,
+      targetChunkBytes: 65_536,
+    });
     expect(compressed.summary.byteCount * 5).toBeLessThan(stored.summary.byteCount);
     const plaintext = decryptChunk(compressed.chunks[0]!.bytes, dataKey, { runId: RUN, seq: 0 });
     expect(plaintext[0]).toBe(CODEC_DEFLATE_RAW);
     expect(decodeAll(stored.chunks, dataKey).rows).toEqual(rows);
     // The digest is over the uncompressed bodies, so it does not depend on the compression level.
     expect(stored.summary.resultSha256).toBe(compressed.summary.resultSha256);
+  });
+
+  it('aims lower when rows compress badly, so a batch is not sealed twice', () => {
+    const dataKey = generateDataKey();
+    // ~1.6 MB of incompressible text: at the default 1 MiB aim each batch would seal over
+    // MAX_CHUNK_BYTES and be split; the encoder aims under it from the start and after each chunk.
+    const rows = Array.from({ length: 400 }, (_, i) => [i, randomBytes(3000).toString('base64')]);
+    const { chunks } = encodeAll(rows, { columns: SMALL_COLUMNS, dataKey });
+    expect(chunks.length).toBeGreaterThanOrEqual(3);
+    for (const chunk of chunks) expect(chunk.byteLength).toBeLessThanOrEqual(MAX_CHUNK_BYTES);
+    // After the first chunk it knows the ratio and fills chunks to near the aim (a split would
+    // halve a batch: chunks of about half a too-large seal).
+    for (const chunk of chunks.slice(1, -1)) expect(chunk.byteLength).toBeGreaterThan(MAX_CHUNK_BYTES * 0.8);
+    expect(decodeAll(chunks, dataKey).rows).toEqual(rows);
   });
 
   it('stores a body that does not shrink when deflated', () => {

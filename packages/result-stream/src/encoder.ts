@@ -57,9 +57,12 @@ export interface ResultEncoderOptions {
   compressionLevel?: number;
 }
 
+/** Sealed size the encoder aims below, so that a batch rarely has to be split. */
+const SEALED_AIM = Math.floor(MAX_CHUNK_BYTES * 0.9);
+
 /**
  * Agent side: turns rows into encrypted chunks. Rows are batched until their msgpack body is about
- * `targetChunkBytes`, then each batch is packed as `[1, columns | null, rows]`, deflated (raw DEFLATE,
+ * `targetChunkBytes` (less when the last chunk compressed too badly for that to fit a chunk), then each batch is packed as `[1, columns | null, rows]`, deflated (raw DEFLATE,
  * level 1; stored when that does not shrink it), prefixed with a codec byte and sealed with
  * `encryptChunk(…, { runId, seq })`. A batch whose sealed size would exceed MAX_CHUNK_BYTES is split
  * in halves until every part fits. Synchronous and single-threaded: sealing a chunk costs a few ms.
@@ -79,6 +82,12 @@ export class ResultEncoder {
   private pendingEstimate = 0;
   /** Real msgpack bytes per estimate unit, learnt from the last sealed batch. */
   private scale = 1;
+  /**
+   * The body size aimed for now: `target`, but no more than would seal to ~90 % of MAX_CHUNK_BYTES
+   * at the compression the last chunk got — so a batch is not sealed twice (split) just because its
+   * rows compress badly. The first batch assumes no compression.
+   */
+  private limit: number;
   private seq = 0;
   private rows = 0;
   private bytes = 0;
@@ -120,6 +129,7 @@ export class ResultEncoder {
     this.dataKey = Uint8Array.from(dataKey);
     this.columns = Object.freeze([...columns]);
     this.target = target;
+    this.limit = Math.min(target, SEALED_AIM);
     this.level = level;
   }
 
@@ -146,13 +156,13 @@ export class ResultEncoder {
     const out: EncodedChunk[] = [];
     try {
       // Seal the batch first if this row would take it over the target, so batches stay near it.
-      if (this.pending.length > 0 && (this.pendingEstimate + estimate) * this.scale > this.target) {
+      if (this.pending.length > 0 && (this.pendingEstimate + estimate) * this.scale > this.limit) {
         this.flush(out);
       }
       this.pending.push(values);
       this.pendingEstimate += estimate;
       this.rows++;
-      if (this.pendingEstimate * this.scale >= this.target) this.flush(out);
+      if (this.pendingEstimate * this.scale >= this.limit) this.flush(out);
     } catch (err) {
       // Sealing failed part-way (a row too large): chunks may be lost, so the stream is unusable.
       this.close();
@@ -227,6 +237,12 @@ export class ResultEncoder {
     const bytes = encryptChunk(plaintext, this.dataKey, { runId: this.runId, seq });
     if (bytes.length > MAX_CHUNK_BYTES) return this.split(rows, out, body.length);
     this.digest.update(body);
+    if (body.length > 0) {
+      this.limit = Math.max(
+        1,
+        Math.min(this.target, Math.floor((SEALED_AIM * body.length) / plaintext.length)),
+      );
+    }
     this.seq = seq + 1;
     this.bytes += bytes.length;
     out.push({

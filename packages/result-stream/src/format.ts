@@ -16,8 +16,8 @@ export const CODEC_STORED = 0x00;
 /** Codec byte: the msgpack body follows compressed with raw DEFLATE (RFC 1951, no zlib/gzip header). */
 export const CODEC_DEFLATE_RAW = 0x01;
 
-/** Uncompressed size the encoder aims for per chunk. */
-export const DEFAULT_TARGET_CHUNK_BYTES = 256 * 1024;
+/** Uncompressed size the encoder aims for per chunk (fewer, larger chunks: each costs the control plane a write, a flush and a statement). */
+export const DEFAULT_TARGET_CHUNK_BYTES = 1024 * 1024;
 /**
  * Largest uncompressed body of one chunk. The decoder refuses to inflate beyond it (zip bomb guard)
  * and the encoder never produces more, so one row can be at most this large.
