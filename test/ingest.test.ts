@@ -184,6 +184,45 @@ describe('chunk ingest', () => {
     expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).nextSeq).toBe(1);
   });
 
+  it('answers job.cancel to the next chunk of a job cancelled elsewhere, though this node had the job in hand', async () => {
+    const dataKey = generateDataKey();
+    const { jobId } = await acceptedJob(dataKey);
+    const seal = (seq: number) => encryptChunk(Buffer.from(`chunk ${seq}`), dataKey, { runId: jobId, seq });
+    expect((await send('chunk', chunk(jobId, 0, seal(0))))[0]).toMatchObject({ body: { nextSeq: 1 } });
+    // Another node cancels the job (this node's copy of it still says RUNNING).
+    await prisma.runJob.update({ where: { id: jobId }, data: { state: 'CANCELLED' } });
+    const replies = await send('chunk', chunk(jobId, 1, seal(1)));
+    expect(replies).toEqual([{ type: 'job.cancel', body: expect.objectContaining({ runId: jobId }) }]);
+    const job = await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } });
+    expect(job.nextSeq).toBe(1);
+    expect(await prisma.runChunk.count({ where: { jobId } })).toBe(1);
+  });
+
+  it('after the agent reconnects, takes a new upload of the job under its new key from the start', async () => {
+    const first = generateDataKey();
+    const { jobId } = await acceptedJob(first);
+    const sealed0 = encryptChunk(Buffer.from('old zero'), first, { runId: jobId, seq: 0 });
+    expect((await send('chunk', chunk(jobId, 0, sealed0)))[0]).toMatchObject({ body: { nextSeq: 1 } });
+    // The agent restarted and accepted the job again (through another node) with a new data key.
+    const second = generateDataKey();
+    const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
+    await prisma.runJob.update({
+      where: { id: jobId },
+      data: {
+        nextSeq: 0,
+        wrappedKey: wrapKeyForRecipient(second, resultKey.publicKey, jobId).toString('base64'),
+      },
+    });
+    await server.app.get(RunMessages).connected(agentId, schoolId);
+    const fresh0 = encryptChunk(Buffer.from('new zero'), second, { runId: jobId, seq: 0 });
+    expect(await send('chunk', chunk(jobId, 0, fresh0))).toEqual([
+      { type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 1 }) },
+    ]);
+    const job = await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } });
+    expect(job.state).toBe('RUNNING');
+    expect(job.nextSeq).toBe(1);
+  });
+
   it('refuses a chunk whose bytes do not match its sha256, and keeps the upload where it was', async () => {
     const dataKey = generateDataKey();
     const { jobId } = await acceptedJob(dataKey);

@@ -32,6 +32,14 @@ const REOFFER_DELAY_MS = 5_000;
 export class RunMessages implements AgentMessageHandler, OnModuleInit {
   /** Unwrapped data keys of uploads in progress on this node. */
   private readonly keys = new Map<string, { wrapped: string; key: Buffer }>();
+  /**
+   * Jobs uploading through this node, read once per agent session: a chunk then costs one
+   * statement (the conditional `advanceUpload`), not a read of the job and its run. Whatever the
+   * cache may have missed — a cancel, another upload under a new key — makes that statement or the
+   * decryption fail, and the chunk is then handled again from a fresh read. An agent's entries go
+   * when it connects again (to any node: a session is the cache's lifetime).
+   */
+  private readonly uploads = new Map<string, { agentId: string; job: RunJobRow }>();
 
   constructor(
     private readonly gateway: AgentGateway,
@@ -57,17 +65,33 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
    * holding its frames up.
    */
   async connected(agentId: string, schoolId: string): Promise<void> {
+    for (const [jobId, entry] of this.uploads) if (entry.agentId === agentId) this.uploads.delete(jobId);
     await this.dispatcher.dropStaleOffers(agentId, schoolId);
     void this.dispatcher.agentReady(agentId, schoolId).catch((err: unknown) => {
       this.logger.error({ err, agentId }, 'run hand-over after connect failed');
     });
   }
 
-  async handle(event: AgentMessageEvent, reply: AgentReply): Promise<void> {
+  async handle(event: AgentMessageEvent, reply: AgentReply, fresh = false): Promise<void> {
     const { message } = event;
     if (message.type === 'job.progress') return;
     if (!('runId' in message.body)) return;
-    const job = await this.jobOf(event.agentId, message.body.runId as string);
+    const runId = message.body.runId as string;
+    const isChunk = message.type === 'chunk' || message.type === 'chunk.reuse';
+    const cached = isChunk && !fresh ? this.uploads.get(runId) : undefined;
+    if (!isChunk) this.uploads.delete(runId);
+    const job = cached?.agentId === event.agentId ? cached.job : await this.jobOf(event.agentId, runId);
+    if (isChunk && job && !cached && job.state === 'RUNNING' && job.wrappedKey) {
+      if (this.uploads.size >= 10_000) this.uploads.clear();
+      this.uploads.set(job.id, { agentId: event.agentId, job });
+    }
+    /** Handles the message again from a fresh read of the job (the cached copy may be stale). */
+    const retry = cached
+      ? () => {
+          this.uploads.delete(runId);
+          return this.handle(event, reply, true);
+        }
+      : undefined;
     if (!job) {
       reply('error', { code: 'run.unknown', message: 'no such run for this agent' });
       // An agent holding such a job (a stale offer) must not keep it running: it would stay busy.
@@ -93,9 +117,9 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
         await this.failed(job, message.body, reply);
         return this.dispatcher.agentReady(event.agentId, event.schoolId);
       case 'chunk':
-        return this.chunk(job, message.body, reply);
+        return this.chunk(job, message.body, reply, retry);
       case 'chunk.reuse':
-        return this.chunkReuse(job, message.body, reply);
+        return this.chunkReuse(job, message.body, reply, retry);
       case 'run.resume':
         return this.resume(job, reply);
     }
@@ -129,6 +153,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     job: RunJobRow,
     body: { seq: number; byteLength: number; sha256: string; payload: string },
     reply: AgentReply,
+    retry?: () => Promise<void>,
   ): Promise<void> {
     if (!this.inWindow(job, body.seq, reply)) return;
     const bytes = Buffer.from(body.payload, 'base64');
@@ -144,6 +169,8 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     try {
       plaintext = decryptChunk(bytes, dataKey, { runId: job.id, seq: body.seq });
     } catch {
+      // Sealed under a key this node's copy of the job does not know yet: read it again first.
+      if (retry) return retry();
       this.logger.warn({ runId: job.runId, seq: body.seq }, 'refused a chunk that does not authenticate');
       reply('error', {
         code: 'chunk.rejected',
@@ -163,6 +190,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     }
     await this.results.put(job.run.schoolId, this.results.chunkKey(job.runId, job.id, body.seq), bytes);
     const stored = await this.repo.advanceUpload(job.id, job.wrappedKey!, body.seq, sha256Hex(plaintext));
+    if (!stored && retry) return retry();
     if (stored) job.nextSeq = body.seq + 1;
     this.ack(job, job.nextSeq, reply);
   }
@@ -202,6 +230,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     job: RunJobRow,
     body: { seq: number; byteLength: number; plainSha256: string },
     reply: AgentReply,
+    retry?: () => Promise<void>,
   ): Promise<void> {
     if (!this.inWindow(job, body.seq, reply)) return;
     const refuse = (why: string) => {
@@ -234,6 +263,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
       body.plainSha256,
       sealed.length,
     );
+    if (!stored && retry) return retry();
     if (stored) job.nextSeq = body.seq + 1;
     this.ack(job, job.nextSeq, reply);
   }
