@@ -193,7 +193,10 @@ export class DemoAgent {
   }
 
   start(onLine: (line: string) => void): void {
-    this.child = spawn(process.execPath, [this.cli, '--data-dir', this.dataDir, 'run'], {
+    // The node flags of the agent's own launcher (its `#!` line): a larger young generation for
+    // the row churn of an upload.
+    const flags = ['--max-semi-space-size=64'];
+    this.child = spawn(process.execPath, [...flags, this.cli, '--data-dir', this.dataDir, 'run'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let buffer = '';
