@@ -184,21 +184,22 @@ describe('chunk ingest', () => {
     expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).nextSeq).toBe(1);
   });
 
-  it('answers job.cancel to the next chunk of a job cancelled elsewhere, though this node had the job in hand', async () => {
+  it('answers job.cancel to the next chunk of a job cancelled elsewhere mid-upload, and stores nothing of it', async () => {
     const dataKey = generateDataKey();
     const { jobId } = await acceptedJob(dataKey);
     const seal = (seq: number) => encryptChunk(Buffer.from(`chunk ${seq}`), dataKey, { runId: jobId, seq });
     expect((await send('chunk', chunk(jobId, 0, seal(0))))[0]).toMatchObject({ body: { nextSeq: 1 } });
-    // Another node cancels the job (this node's copy of it still says RUNNING).
+    // Another node cancels the job while chunks are in flight.
     await prisma.runJob.update({ where: { id: jobId }, data: { state: 'CANCELLED' } });
     const replies = await send('chunk', chunk(jobId, 1, seal(1)));
     expect(replies).toEqual([{ type: 'job.cancel', body: expect.objectContaining({ runId: jobId }) }]);
+    expect(filesUnder(objectsDir).filter((f) => f.includes(jobId))).toHaveLength(1);
     const job = await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } });
     expect(job.nextSeq).toBe(1);
     expect(await prisma.runChunk.count({ where: { jobId } })).toBe(1);
   });
 
-  it('after the agent reconnects, takes a new upload of the job under its new key from the start', async () => {
+  it('takes a new upload of the job under its new key from the start (the agent restarted)', async () => {
     const first = generateDataKey();
     const { jobId } = await acceptedJob(first);
     const sealed0 = encryptChunk(Buffer.from('old zero'), first, { runId: jobId, seq: 0 });

@@ -15,7 +15,7 @@ import { ResultStore } from '../results/result-store.js';
 import { RunDispatcher } from './run-dispatcher.js';
 import { RunLifecycle } from './run-lifecycle.js';
 import { RunQueue } from './run-queue.js';
-import { type RunJobRow, RunsRepository } from './runs.repository.js';
+import { type RunJobRow, RunsRepository, type UploadJobRow } from './runs.repository.js';
 
 /** Rejections worth offering again later (the agent was busy, expired in transit, no session). */
 const RETRY_REJECTS = new Set<string>([JobRejectCode.Expired, JobRejectCode.NotYetValid]);
@@ -32,14 +32,6 @@ const REOFFER_DELAY_MS = 5_000;
 export class RunMessages implements AgentMessageHandler, OnModuleInit {
   /** Unwrapped data keys of uploads in progress on this node. */
   private readonly keys = new Map<string, { wrapped: string; key: Buffer }>();
-  /**
-   * Jobs uploading through this node, read once per agent session: a chunk then costs one
-   * statement (the conditional `advanceUpload`), not a read of the job and its run. Whatever the
-   * cache may have missed — a cancel, another upload under a new key — makes that statement or the
-   * decryption fail, and the chunk is then handled again from a fresh read. An agent's entries go
-   * when it connects again (to any node: a session is the cache's lifetime).
-   */
-  private readonly uploads = new Map<string, { agentId: string; job: RunJobRow }>();
 
   constructor(
     private readonly gateway: AgentGateway,
@@ -65,45 +57,29 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
    * holding its frames up.
    */
   async connected(agentId: string, schoolId: string): Promise<void> {
-    for (const [jobId, entry] of this.uploads) if (entry.agentId === agentId) this.uploads.delete(jobId);
     await this.dispatcher.dropStaleOffers(agentId, schoolId);
     void this.dispatcher.agentReady(agentId, schoolId).catch((err: unknown) => {
       this.logger.error({ err, agentId }, 'run hand-over after connect failed');
     });
   }
 
-  async handle(event: AgentMessageEvent, reply: AgentReply, fresh = false): Promise<void> {
+  async handle(event: AgentMessageEvent, reply: AgentReply): Promise<void> {
     const { message } = event;
     if (message.type === 'job.progress') return;
     if (!('runId' in message.body)) return;
     const runId = message.body.runId as string;
-    const isChunk = message.type === 'chunk' || message.type === 'chunk.reuse';
-    const cached = isChunk && !fresh ? this.uploads.get(runId) : undefined;
-    if (!isChunk) this.uploads.delete(runId);
-    const job = cached?.agentId === event.agentId ? cached.job : await this.jobOf(event.agentId, runId);
-    if (isChunk && job && !cached && job.state === 'RUNNING' && job.wrappedKey) {
-      if (this.uploads.size >= 10_000) this.uploads.clear();
-      this.uploads.set(job.id, { agentId: event.agentId, job });
+    if (message.type === 'chunk' || message.type === 'chunk.reuse') {
+      // Read afresh for every chunk (a cancel or a new upload may have been decided on another
+      // node), but only what a chunk needs: most of an upload's statements are these.
+      const job = await this.jobOf(event.agentId, runId, (id) => this.repo.findUploadJob(id));
+      if (!job) return this.unknown(runId, true, reply);
+      return message.type === 'chunk'
+        ? this.chunk(job, message.body, reply)
+        : this.chunkReuse(job, message.body, reply);
     }
-    /** Handles the message again from a fresh read of the job (the cached copy may be stale). */
-    const retry = cached
-      ? () => {
-          this.uploads.delete(runId);
-          return this.handle(event, reply, true);
-        }
-      : undefined;
+    const job = await this.jobOf(event.agentId, runId, (id) => this.repo.findJob(id));
     if (!job) {
-      reply('error', { code: 'run.unknown', message: 'no such run for this agent' });
-      // An agent holding such a job (a stale offer) must not keep it running: it would stay busy.
-      const stoppable =
-        message.type === 'job.accept' ||
-        message.type === 'chunk' ||
-        message.type === 'chunk.reuse' ||
-        message.type === 'run.resume';
-      if (stoppable && UUID.test(message.body.runId)) {
-        reply('job.cancel', { runId: message.body.runId, reason: 'no such run for this agent' });
-      }
-      return;
+      return this.unknown(runId, message.type === 'job.accept' || message.type === 'run.resume', reply);
     }
     switch (message.type) {
       case 'job.accept':
@@ -116,17 +92,24 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
       case 'run.failed':
         await this.failed(job, message.body, reply);
         return this.dispatcher.agentReady(event.agentId, event.schoolId);
-      case 'chunk':
-        return this.chunk(job, message.body, reply, retry);
-      case 'chunk.reuse':
-        return this.chunkReuse(job, message.body, reply, retry);
       case 'run.resume':
         return this.resume(job, reply);
     }
   }
 
+  /**
+   * The answer about a job that is not this agent's: `run.unknown`, and — for a message that means
+   * the agent holds such a job (a stale offer) — `job.cancel`, or it would stay busy with it.
+   */
+  private unknown(runId: string, stoppable: boolean, reply: AgentReply): void {
+    reply('error', { code: 'run.unknown', message: 'no such run for this agent' });
+    if (stoppable && UUID.test(runId)) {
+      reply('job.cancel', { runId, reason: 'no such run for this agent' });
+    }
+  }
+
   /** Where the upload stands, as a `chunk.ack` (also the answer to `run.resume`). */
-  private ack(job: RunJobRow, nextSeq: number, reply: AgentReply, reuse?: false): void {
+  private ack(job: { id: string }, nextSeq: number, reply: AgentReply, reuse?: false): void {
     reply('chunk.ack', {
       runId: job.id,
       nextSeq,
@@ -150,10 +133,9 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
    * the school's key, recorded, acknowledged. A duplicate is acknowledged again and dropped.
    */
   private async chunk(
-    job: RunJobRow,
+    job: UploadJobRow,
     body: { seq: number; byteLength: number; sha256: string; payload: string },
     reply: AgentReply,
-    retry?: () => Promise<void>,
   ): Promise<void> {
     if (!this.inWindow(job, body.seq, reply)) return;
     const bytes = Buffer.from(body.payload, 'base64');
@@ -169,8 +151,6 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     try {
       plaintext = decryptChunk(bytes, dataKey, { runId: job.id, seq: body.seq });
     } catch {
-      // Sealed under a key this node's copy of the job does not know yet: read it again first.
-      if (retry) return retry();
       this.logger.warn({ runId: job.runId, seq: body.seq }, 'refused a chunk that does not authenticate');
       reply('error', {
         code: 'chunk.rejected',
@@ -181,7 +161,9 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
         errorMessage: `chunk ${body.seq} did not authenticate`,
       });
       reply('job.cancel', { runId: job.id, reason: 'a chunk did not authenticate' });
-      await this.lifecycle.failOrRetry(job.run, {
+      const run = await this.repo.find(job.runId);
+      if (!run) return;
+      await this.lifecycle.failOrRetry(run, {
         code: 'result.chunk_rejected',
         message: `chunk ${body.seq} of dataset ${job.datasetName} did not authenticate`,
         retryable: true,
@@ -190,7 +172,6 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     }
     await this.results.put(job.run.schoolId, this.results.chunkKey(job.runId, job.id, body.seq), bytes);
     const stored = await this.repo.advanceUpload(job.id, job.wrappedKey!, body.seq, sha256Hex(plaintext));
-    if (!stored && retry) return retry();
     if (stored) job.nextSeq = body.seq + 1;
     this.ack(job, job.nextSeq, reply);
   }
@@ -200,7 +181,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
    * resend is acknowledged with where the upload stands, a closed one cancelled, one beyond the
    * credits refused.
    */
-  private inWindow(job: RunJobRow, seq: number, reply: AgentReply): boolean {
+  private inWindow(job: UploadJobRow, seq: number, reply: AgentReply): boolean {
     if (job.state === 'UPLOADED') {
       this.ack(job, job.chunkCount ?? job.nextSeq, reply);
       return false;
@@ -227,10 +208,9 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
    * differs, a size that does not match — is answered `reuse: false` and the agent sends bytes.
    */
   private async chunkReuse(
-    job: RunJobRow,
+    job: UploadJobRow,
     body: { seq: number; byteLength: number; plainSha256: string },
     reply: AgentReply,
-    retry?: () => Promise<void>,
   ): Promise<void> {
     if (!this.inWindow(job, body.seq, reply)) return;
     const refuse = (why: string) => {
@@ -263,7 +243,6 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
       body.plainSha256,
       sealed.length,
     );
-    if (!stored && retry) return retry();
     if (stored) job.nextSeq = body.seq + 1;
     this.ack(job, job.nextSeq, reply);
   }
@@ -290,10 +269,14 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     return key;
   }
 
-  /** The job, if it exists and was given to this agent. */
-  private async jobOf(agentId: string, jobId: string): Promise<RunJobRow | null> {
+  /** The job (read with `read`), if it exists and was given to this agent. */
+  private async jobOf<J extends { agentId: string | null }>(
+    agentId: string,
+    jobId: string,
+    read: (jobId: string) => Promise<J | null>,
+  ): Promise<J | null> {
     if (!UUID.test(jobId)) return null;
-    const job = await this.repo.findJob(jobId);
+    const job = await read(jobId);
     if (!job || job.agentId !== agentId) return null;
     return job;
   }

@@ -96,6 +96,13 @@ export type RunJobRow = Prisma.RunJobGetPayload<{
   include: { run: { select: typeof RUN_SELECT } };
 }>;
 
+/** What a chunk needs of its job's run (a chunk reads its job afresh, but not the whole run view). */
+const UPLOAD_RUN_SELECT = { id: true, state: true, schoolId: true } as const satisfies Prisma.RunSelect;
+
+export type UploadJobRow = Prisma.RunJobGetPayload<{
+  include: { run: { select: typeof UPLOAD_RUN_SELECT } };
+}>;
+
 /** Runs and their per-dataset jobs. PostgreSQL is the truth for every state. */
 @Injectable()
 export class RunsRepository {
@@ -319,6 +326,17 @@ export class RunsRepository {
     return this.prisma.client.runJob.findUnique({
       where: { id: jobId },
       include: { run: { select: RUN_SELECT } },
+    });
+  }
+
+  /**
+   * A job for one chunk of its upload: the job and its run's id, state and school — two small
+   * reads, where {@link findJob} makes seven (the run view with its extract, school and jobs).
+   */
+  findUploadJob(jobId: string): Promise<UploadJobRow | null> {
+    return this.prisma.client.runJob.findUnique({
+      where: { id: jobId },
+      include: { run: { select: UPLOAD_RUN_SELECT } },
     });
   }
 
