@@ -128,46 +128,87 @@ describe('StreamRun', () => {
   });
 });
 
-it('asks for the next batch while the caller still holds the current one (one ahead, no more)', async () => {
-  const h = host();
-  const run = new StreamRun(h, {});
-  const asked: number[] = [];
-  const source = new ScriptedSource([[[1]], [[2]], [[3]], null]);
-  const next = source.next.bind(source);
-  source.next = () => {
-    asked.push(asked.length + 1);
-    return next();
-  };
-  const { first } = await run.open(async () => source);
-  expect(asked).toEqual([1]);
-  const stream = new RunRowStream(run, source.columns(), first);
-  const seen: { batch: unknown; askedWhenHanded: number }[] = [];
-  for await (const batch of stream.batches()) {
-    seen.push({ batch: batch[0]?.[0], askedWhenHanded: asked.length });
-  }
-  // Batch n is handed over with batch n + 1 already asked for — and never n + 2.
-  expect(seen).toEqual([
-    { batch: 1, askedWhenHanded: 2 },
-    { batch: 2, askedWhenHanded: 3 },
-    { batch: 3, askedWhenHanded: 4 },
-  ]);
-  expect(source.releases).toEqual([true]);
-});
+describe('RunRowStream.batches (one read ahead)', () => {
+  it('asks for the next batch while the caller still holds the current one (one ahead, no more)', async () => {
+    const h = host();
+    const run = new StreamRun(h, {});
+    const asked: number[] = [];
+    const source = new ScriptedSource([[[1]], [[2]], [[3]], null]);
+    const next = source.next.bind(source);
+    source.next = () => {
+      asked.push(asked.length + 1);
+      return next();
+    };
+    const { first } = await run.open(async () => source);
+    expect(asked).toEqual([1]);
+    const stream = new RunRowStream(run, source.columns(), first);
+    const seen: { batch: unknown; askedWhenHanded: number }[] = [];
+    for await (const batch of stream.batches()) {
+      seen.push({ batch: batch[0]?.[0], askedWhenHanded: asked.length });
+    }
+    // Batch n is handed over with batch n + 1 already asked for — and never n + 2.
+    expect(seen).toEqual([
+      { batch: 1, askedWhenHanded: 2 },
+      { batch: 2, askedWhenHanded: 3 },
+      { batch: 3, askedWhenHanded: 4 },
+    ]);
+    expect(source.releases).toEqual([true]);
+  });
 
-it('a caller that stops early closes the run with the read ahead still pending', async () => {
-  const h = host();
-  const run = new StreamRun(h, {});
-  const source = new ScriptedSource([[[1]]]);
-  const { first } = await run.open(async () => source);
-  const stream = new RunRowStream(run, source.columns(), first);
-  for await (const batch of stream.batches()) {
-    expect(batch).toEqual([[1]]);
-    // The read ahead is waiting on the (scripted) server.
-    expect(source.pending).not.toBeNull();
-    break;
-  }
-  expect(source.interrupts).toBe(1);
-  expect(source.releases).toEqual([false]);
+  it('a caller that stops early closes the run with the read ahead still pending', async () => {
+    const h = host();
+    const run = new StreamRun(h, {});
+    const source = new ScriptedSource([[[1]]]);
+    const { first } = await run.open(async () => source);
+    const stream = new RunRowStream(run, source.columns(), first);
+    for await (const batch of stream.batches()) {
+      expect(batch).toEqual([[1]]);
+      // The read ahead is waiting on the (scripted) server.
+      expect(source.pending).not.toBeNull();
+      break;
+    }
+    expect(source.interrupts).toBe(1);
+    expect(source.releases).toEqual([false]);
+  });
+
+  it('hands out no batch read ahead once the run is cancelled: mis.cancelled comes next', async () => {
+    const h = host();
+    const run = new StreamRun(h, {});
+    const source = new ScriptedSource([[[1]], [[2]], [[3]], null]);
+    const { first } = await run.open(async () => source);
+    const stream = new RunRowStream(run, source.columns(), first);
+    const seen: unknown[] = [];
+    await expect(
+      (async () => {
+        for await (const batch of stream.batches()) {
+          seen.push(batch[0]?.[0]);
+          // Batch 2 is already read (the scripted source answers at once) when the cancel comes.
+          if (seen.length === 1) {
+            await new Promise((r) => setTimeout(r, 0));
+            await run.abort('cancelled');
+          }
+        }
+      })(),
+    ).rejects.toMatchObject({ code: 'mis.cancelled' });
+    expect(seen).toEqual([1]);
+  });
+
+  it('close() while a read ahead is pending ends the batches quietly', async () => {
+    const h = host();
+    const run = new StreamRun(h, {});
+    const source = new ScriptedSource([[[1]]]);
+    const { first } = await run.open(async () => source);
+    const stream = new RunRowStream(run, source.columns(), first);
+    const seen: unknown[] = [];
+    for await (const batch of stream.batches()) {
+      seen.push(batch[0]?.[0]);
+      // The read ahead waits on the (scripted) server; close interrupts it.
+      await stream.close();
+    }
+    expect(seen).toEqual([1]);
+    expect(source.interrupts).toBe(1);
+    expect(source.releases).toEqual([false]);
+  });
 });
 
 describe('RowQueue', () => {

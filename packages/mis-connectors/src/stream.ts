@@ -144,6 +144,8 @@ export class StreamRun {
         await this.release(false);
       } else {
         await this.aborting;
+        // Closed by the caller while a read (a read ahead) was interrupted: that is an end.
+        if (this.state === 'closed') return null;
       }
       throw this.errorFor(err);
     }
@@ -272,6 +274,9 @@ export class RunRowStream implements RowStream {
         } else {
           batch = await (ahead ?? this.run.next());
           ahead = null;
+          // A batch read ahead before a cancel, time-out or close is not handed out: the run
+          // answers as it would have without it (mis.cancelled, mis.timeout, or the end).
+          if (batch !== null && !this.run.running) batch = await this.run.next();
         }
         if (batch === null) {
           finished = true;

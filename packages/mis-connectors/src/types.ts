@@ -61,7 +61,7 @@ export interface StreamOptions {
    * by the connector (which then cancels). Expiry → `mis.timeout`. Default: none.
    */
   readonly timeoutMs?: number;
-  /** Most rows fetched from the server at once (PostgreSQL cursor batch, queue size elsewhere). Default 500. */
+  /** Most rows fetched from the server at once (PostgreSQL cursor batch, queue size elsewhere). Default 2,000 for PostgreSQL, 500 for the others. */
   readonly batchSize?: number;
   /** Aborting it cancels the stream, like `cancel()`. */
   readonly signal?: AbortSignal;
@@ -76,7 +76,10 @@ export interface RowStream extends AsyncIterable<Row> {
   batches(): AsyncIterable<Row[]>;
   /** Rows handed to the caller so far. */
   readonly rowCount: number;
-  /** Rows received from the driver and not yet handed out: the read-ahead, bounded by the batch size. */
+  /**
+   * Rows received from the driver and not yet handed out, bounded by the batch size (a batch that
+   * `batches()` has asked for ahead is not counted until it arrives).
+   */
   readonly buffered: number;
   /** Stops early without an error (like `break`); resolves when the server-side work is freed. */
   close(): Promise<void>;
