@@ -51,7 +51,7 @@ export interface ResultEncoderOptions {
   dataKey: Uint8Array;
   /** Column names in the order of the row values. At least one. */
   columns: readonly string[];
-  /** Uncompressed bytes to aim for per chunk (default 256 KiB, at most 16 MiB). */
+  /** Uncompressed bytes to aim for per chunk (default 1 MiB, at most 16 MiB; less when rows compress badly). */
   targetChunkBytes?: number;
   /** zlib level 0–9 (default 1; 0 stores the body uncompressed). */
   compressionLevel?: number;
