@@ -193,8 +193,8 @@ export class DemoAgent {
   }
 
   start(onLine: (line: string) => void): void {
-    // The node flags of the agent's own launcher (its `#!` line): a larger young generation for
-    // the row churn of an upload.
+    // As docs/school-guide.md recommends for the service: larger young-generation semi-spaces
+    // for the row churn of an upload.
     const flags = ['--max-semi-space-size=64'];
     this.child = spawn(process.execPath, [...flags, this.cli, '--data-dir', this.dataDir, 'run'], {
       stdio: ['ignore', 'pipe', 'pipe'],
