@@ -79,7 +79,7 @@ const REUSE_FRAME_BYTES = Buffer.byteLength(
     }),
   ),
 );
-/** CPU seconds used so far by a process (user + system), from /proc. */
+/** CPU seconds used so far by a process (user + system), from /proc (in USER_HZ, 100 on Linux). */
 function cpuOf(pid) {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -103,8 +103,7 @@ function threadsOf(pid) {
 function threadDiff(a, b) {
   const by = {};
   for (const [k, v] of Object.entries(b)) {
-    const name = k;
-    by[name] = (by[name] ?? 0) + v - (a[k] ?? 0);
+    by[k] = (by[k] ?? 0) + v - (a[k] ?? 0);
   }
   return Object.entries(by)
     .filter(([, v]) => v > 0.02)
@@ -112,7 +111,10 @@ function threadDiff(a, b) {
     .map(([k, v]) => `${k} ${v.toFixed(2)}`)
     .join(', ');
 }
-/** CPU seconds used so far by every PostgreSQL server process. */
+/**
+ * CPU seconds used so far by every PostgreSQL server process: the MIS's and the control plane's
+ * own database (one server here), so the gateway's statements count here too.
+ */
 function postgresCpu() {
   let total = 0;
   for (const pid of readdirSync('/proc')) {
@@ -279,7 +281,7 @@ async function main() {
   const agent = spawn(
     process.execPath,
     [
-      // As the agent's launcher (`#!` line of apps/agent/src/cli.ts) starts it.
+      // As docs/school-guide.md recommends for the agent's service.
       '--max-semi-space-size=64',
       ...(process.env.BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       join(ROOT, 'apps/agent/dist/cli.js'),
