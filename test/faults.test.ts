@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -857,6 +858,51 @@ describe('webhook outages and held change sets', () => {
     expect(delivery!.attempts).toBe(3);
     s.expectBulkRows(delivery!.idempotencyKey, ROWS);
   }, 60_000);
+
+  it('a change set whose send job Redis lost is queued again by the sweep and arrives once', async () => {
+    await kill(node.proc, 'SIGTERM');
+    // Retries a minute apart: the job waits in Redis's delayed set when Redis loses it.
+    node = await s.startNode('N3', 'api,gateway,worker', port, {
+      ...env,
+      WEBHOOK_RETRY_BASE_MS: '60000',
+      DELIVERY_STALL_SECONDS: '1',
+      RUN_SWEEP_INTERVAL_MS: '500',
+    });
+    s.receiver.down = true;
+    const runId = await s.runNow(node.url, 'full');
+    const failed = await until(
+      'a failed first attempt',
+      async () => {
+        const d = await deliveryOf(runId);
+        return d?.state === 'FAILED' ? d : null;
+      },
+      30_000,
+      () => s.explain(runId),
+    );
+    expect(failed.sendJobId).toMatch(/^send-/);
+    // Backing off, its job alive in Redis: the sweep leaves it alone (no second series).
+    await sleep(2500);
+    const waiting = (await deliveryOf(runId))!;
+    expect(waiting.sendJobId).toBe(failed.sendJobId);
+    expect(waiting.attempts).toBe(1);
+    // Redis loses the deliveries queue (a restart without persistence).
+    const { Queue } = createRequire(resolve(import.meta.dirname, '../apps/cloud/package.json'))('bullmq') as {
+      Queue: new (
+        name: string,
+        options: { connection: { url: string }; prefix: string },
+      ) => { obliterate(o: { force: boolean }): Promise<void>; close(): Promise<void> };
+    };
+    const queue = new Queue('deliveries', { connection: { url: s.redisUrl }, prefix: s.prefix });
+    await queue.obliterate({ force: true });
+    await queue.close();
+    s.receiver.down = false;
+    await s.waitForRun(runId, ['DELIVERED'], 30_000);
+    const [delivery] = await s.expectDeliveredOnce(runId);
+    expect(delivery!.sendJobId).not.toBe(failed.sendJobId);
+    expect(delivery!.attempts).toBe(2);
+    s.expectBulkRows(delivery!.idempotencyKey, ROWS);
+    expect(node.proc.output()).toMatch(/change sets queued again: their send jobs were gone from Redis/);
+  }, 90_000);
 
   it('a change set over the hold threshold is held until released, then arrives once', async () => {
     const first = await s.runNow(node.url, 'held');

@@ -128,6 +128,11 @@ export const CloudEnvSchema = z.object({
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(10),
   WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
+  /**
+   * A waiting webhook or file change set untouched this long is checked by the sweep: if its send
+   * job is gone from Redis, it is queued again.
+   */
+  DELIVERY_STALL_SECONDS: z.coerce.number().min(1).max(86_400).default(120),
   /** Allow http:// webhook URLs (development and the demo); production requires https. */
   WEBHOOK_ALLOW_HTTP: z
     .enum(['true', 'false', '1', '0'])
@@ -172,6 +177,7 @@ export interface CloudConfig {
     webhookRetryBaseMs: number;
     webhookTimeoutMs: number;
     webhookAllowHttp: boolean;
+    stallMs: number;
   };
   runs: {
     maxInFlight: number;

@@ -99,6 +99,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
       webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
       webhookAllowHttp: e.WEBHOOK_ALLOW_HTTP ?? e.NODE_ENV !== 'production',
+      stallMs: e.DELIVERY_STALL_SECONDS * 1000,
     },
     runs: {
       maxInFlight: e.RUNS_MAX_IN_FLIGHT,

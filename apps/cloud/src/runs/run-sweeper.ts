@@ -5,6 +5,7 @@ import { AuditService, SYSTEM_ACTOR } from '../audit/audit.service.js';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { PrismaProvider } from '../database/prisma.provider.js';
+import { DeliveryQueue } from '../deliveries/delivery-queue.js';
 import { ResultStore } from '../results/result-store.js';
 import { RunDispatcher } from './run-dispatcher.js';
 import { RunLifecycle } from './run-lifecycle.js';
@@ -21,7 +22,8 @@ const STALL_MS = 2 * 60_000;
 /**
  * The safety net, run by the worker every RUN_SWEEP_INTERVAL_MS: nothing depends on a timer in
  * Redis surviving. It marks runs that passed their deadline (missed, with the reason), re-creates
- * lost timers and processing jobs, plans schedules left without a next run, and dispatches.
+ * lost timers, processing jobs and change-set sends, plans schedules left without a next run, and
+ * dispatches.
  */
 @Injectable()
 export class RunSweeper {
@@ -31,6 +33,7 @@ export class RunSweeper {
     private readonly scheduler: SchedulerService,
     private readonly dispatcher: RunDispatcher,
     private readonly queue: RunQueue,
+    private readonly deliveryQueue: DeliveryQueue,
     private readonly channel: AgentChannel,
     private readonly results: ResultStore,
     private readonly prisma: PrismaProvider,
@@ -59,9 +62,19 @@ export class RunSweeper {
     for (const r of await this.repo.stalledProcessing(new Date(now.getTime() - STALL_MS), BATCH)) {
       await this.queue.tryProcess(r.id);
     }
+    const requeued = await this.deliveryQueue.recoverLost(
+      new Date(now.getTime() - this.config.delivery.stallMs),
+      BATCH,
+    );
+    if (requeued.length > 0) {
+      this.logger.warn(
+        { deliveries: requeued },
+        'change sets queued again: their send jobs were gone from Redis',
+      );
+    }
     const dispatched = await this.dispatcher.dispatch();
     const purged = await this.purgeExpired();
-    return { missed, timers: soon.length, dispatched, purged };
+    return { missed, timers: soon.length, dispatched, purged, requeued: requeued.length };
   }
 
   /**
