@@ -59,5 +59,15 @@ describe('pnpm demo', () => {
     await second.waitFor(/control plane\s+http/, 60_000);
     second.child.kill('SIGINT');
     expect((await second.exited(15_000)).code).toBe(0);
-  }, 120_000);
+
+    // Another secret (another checkout's .keystage/demo-secret) cannot open the stored keys: the
+    // control plane refuses to start and says why, instead of failing every enrolment later.
+    const other = spawnProcess([DEMO], { ...env, KEYSTAGE_SECRET: 'another-secret-'.padEnd(40, 'y') });
+    const refused = await other.exited(60_000);
+    expect(refused.code).toBe(1);
+    expect(other.output()).toMatch(
+      /KEYSTAGE_SECRET is not the secret this database's (job-signing|result-wrapping) key was stored with/,
+    );
+    expect(other.output()).not.toMatch(STACK_LINE);
+  }, 150_000);
 });

@@ -13,11 +13,10 @@ import { describeError } from './common/describe-error.js';
 import { ConfigError, describeEndpoint } from './config/config.js';
 import type { CloudConfig } from './config/config.schema.js';
 import { HealthService } from './health/health.service.js';
+import { StartupError } from './startup-error.js';
 
 /** A failure to start that the operator can fix; printed as one line, never with a stack. */
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
+export { StartupError };
 
 const VERSION = '0.1.0';
 

@@ -7,10 +7,11 @@ import {
   generateWrappingKeyPair,
   publicKeyFingerprint,
 } from '@keystage/crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { PrismaProvider } from '../database/prisma.provider.js';
+import { StartupError } from '../startup-error.js';
 
 export type KeyPurpose = 'job-signing' | 'result-wrapping';
 
@@ -30,7 +31,7 @@ const LOCK = 7_246_002;
  * from KEYSTAGE_SECRET, and kept decrypted only in memory.
  */
 @Injectable()
-export class PlatformKeysService {
+export class PlatformKeysService implements OnApplicationBootstrap {
   private readonly cache = new Map<KeyPurpose, Promise<PlatformKeyPair>>();
   private readonly kek: Buffer;
 
@@ -39,6 +40,29 @@ export class PlatformKeysService {
     @Inject(CLOUD_CONFIG) config: CloudConfig,
   ) {
     this.kek = deriveKey(Buffer.from(config.secret, 'utf8'), 'platform-keys');
+  }
+
+  /**
+   * A node started with another KEYSTAGE_SECRET than the one the stored keys were sealed with
+   * could not sign a job or open a result: it refuses to start, saying so, rather than failing
+   * every enrolment and upload later.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    const stored = await this.prisma.client.platformKey.findMany({
+      where: { active: true },
+      select: { purpose: true, privateKeyEncrypted: true },
+    });
+    for (const row of stored) {
+      try {
+        decrypt(Buffer.from(row.privateKeyEncrypted, 'base64'), this.kek, row.purpose);
+      } catch {
+        throw new StartupError(
+          `KEYSTAGE_SECRET is not the secret this database's ${row.purpose} key was stored with: ` +
+            'start with the original secret (for `pnpm demo`: the `.keystage/demo-secret` of the ' +
+            'checkout that set the database up, or drop that database to start afresh)',
+        );
+      }
+    }
   }
 
   active(purpose: KeyPurpose): Promise<PlatformKeyPair> {
