@@ -48,10 +48,17 @@ export class PlatformKeysService implements OnApplicationBootstrap {
    * every enrolment and upload later.
    */
   async onApplicationBootstrap(): Promise<void> {
-    const stored = await this.prisma.client.platformKey.findMany({
-      where: { active: true },
-      select: { purpose: true, privateKeyEncrypted: true },
-    });
+    let stored: { purpose: string; privateKeyEncrypted: string }[];
+    try {
+      stored = await this.prisma.client.platformKey.findMany({
+        where: { active: true },
+        select: { purpose: true, privateKeyEncrypted: true },
+      });
+    } catch {
+      // PostgreSQL is unreachable: the node starts not ready (/health/ready says so); the keys are
+      // checked again when first used.
+      return;
+    }
     for (const row of stored) {
       try {
         decrypt(Buffer.from(row.privateKeyEncrypted, 'base64'), this.kek, row.purpose);
