@@ -22,10 +22,14 @@ export class DeliveryQueue {
     @Inject(CLOUD_CONFIG) private readonly config: CloudConfig,
   ) {}
 
-  async send(deliveryId: string, generation: number | string): Promise<void> {
+  async send(deliveryId: string, generation: number): Promise<void> {
     const jobId = `send-${deliveryId}-${generation}`;
     // Recorded first: if the job never reaches Redis, the sweep finds it missing and sends again.
     await this.prisma.client.delivery.update({ where: { id: deliveryId }, data: { sendJobId: jobId } });
+    await this.enqueue(deliveryId, jobId);
+  }
+
+  private async enqueue(deliveryId: string, jobId: string): Promise<void> {
     await this.queue.add(
       JobName.deliverySend,
       { deliveryId },
@@ -61,7 +65,15 @@ export class DeliveryQueue {
       const job = d.sendJobId ? await this.queue.getJob(d.sendJobId) : undefined;
       const state = job ? await job.getState() : 'missing';
       if (LIVE_JOB_STATES.has(state)) continue;
-      await this.send(d.id, `r${Date.now()}`);
+      // Claimed by replacing the job id this sweep saw: a sweep running at the same time (on
+      // another worker) that saw it too finds it changed and leaves it, so one series starts.
+      const jobId = `send-${d.id}-r${Date.now()}`;
+      const { count } = await this.prisma.client.delivery.updateMany({
+        where: { id: d.id, sendJobId: d.sendJobId, state: { in: ['PENDING', 'FAILED'] } },
+        data: { sendJobId: jobId },
+      });
+      if (count === 0) continue;
+      await this.enqueue(d.id, jobId);
       requeued.push(d.id);
     }
     return requeued;
