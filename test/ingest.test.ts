@@ -214,7 +214,6 @@ describe('chunk ingest', () => {
         wrappedKey: wrapKeyForRecipient(second, resultKey.publicKey, jobId).toString('base64'),
       },
     });
-    await server.app.get(RunMessages).connected(agentId, schoolId);
     const fresh0 = encryptChunk(Buffer.from('new zero'), second, { runId: jobId, seq: 0 });
     expect(await send('chunk', chunk(jobId, 0, fresh0))).toEqual([
       { type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 1 }) },
