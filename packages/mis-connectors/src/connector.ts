@@ -22,6 +22,8 @@ export interface StartOptions {
   readonly batchSize: number;
   /** Server-side limit in ms (0: none). */
   readonly timeoutMs: number;
+  /** The caller takes packed batches (`StreamOptions.packed`). */
+  readonly packed: boolean;
 }
 
 export type DatabaseAccess = MisPermissions['database'] & { readonly notes?: readonly string[] };
@@ -104,6 +106,7 @@ export abstract class BaseConnector implements MisConnector, RunHost {
     const start: StartOptions = {
       batchSize: Math.max(1, Math.floor(options.batchSize ?? this.defaultBatchSize)),
       timeoutMs: Math.max(0, Math.ceil(options.timeoutMs ?? 0)),
+      packed: options.packed === true,
     };
     const { source, first } = await run.open(async () => {
       await this.connect();

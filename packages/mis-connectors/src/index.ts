@@ -10,6 +10,7 @@ export {
   describeConnector,
   formatDescription,
 } from './factory.js';
+export { isPackedBatch, type PackedBatch } from './packed.js';
 export { type BoundStatement, bindParameters, findPlaceholders, type Placeholder } from './params.js';
 export {
   type CellValue,

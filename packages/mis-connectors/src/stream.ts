@@ -6,13 +6,21 @@
  * cursor, ends the transaction) so the connection is idle again.
  */
 import { isMisError, MisError } from './errors.js';
+import { isPackedBatch, type PackedBatch } from './packed.js';
 import type { Column, Row, RowStream, StreamOptions } from './types.js';
+
+/** Rows as values, or already packed (only when the stream was opened with `packed`). */
+export type Batch = Row[] | PackedBatch;
+
+function sizeOf(batch: Batch): number {
+  return isPackedBatch(batch) ? batch.rowCount : batch.length;
+}
 
 export interface BatchSource {
   /** Known once the first `next()` settled. */
   columns(): readonly Column[];
   /** The next batch (never empty, already normalised), or null at the end. */
-  next(): Promise<Row[] | null>;
+  next(): Promise<Batch | null>;
   /** Rows received from the driver and not yet returned by `next()`. */
   buffered(): number;
   /** Asks the server to stop now; a pending `next()` must settle soon after. Idempotent. */
@@ -100,7 +108,7 @@ export class StreamRun {
   }
 
   /** Runs the engine's start (BEGIN, execute) and the first batch; the run can be aborted meanwhile. */
-  async open(start: () => Promise<BatchSource>): Promise<{ source: BatchSource; first: Row[] | null }> {
+  async open(start: () => Promise<BatchSource>): Promise<{ source: BatchSource; first: Batch | null }> {
     if (this.options.signal?.aborted) this.state = 'cancelled';
     if (this.state !== 'running') {
       await this.release(false);
@@ -125,14 +133,14 @@ export class StreamRun {
   }
 
   /** The next batch, or null at the end (or after `close`). Throws a MisError. */
-  async next(): Promise<Row[] | null> {
+  async next(): Promise<Batch | null> {
     if (this.state !== 'running') {
       await (this.aborting ?? this.releasing);
       if (this.state === 'closed' || this.state === 'done') return null;
       throw this.stateError();
     }
     const source = this.source as BatchSource;
-    let batch: Row[] | null;
+    let batch: Batch | null;
     try {
       const reading = source.next();
       this.pending = reading;
@@ -226,14 +234,14 @@ export class StreamRun {
 
 export class RunRowStream implements RowStream {
   private handed = 0;
-  private held: Row[] | null;
+  private held: Batch | null;
   private heldFrom = 0;
   private iterated = false;
 
   constructor(
     private readonly run: StreamRun,
     readonly columns: readonly Column[],
-    first: Row[] | null,
+    first: Batch | null,
   ) {
     this.held = first;
   }
@@ -243,7 +251,7 @@ export class RunRowStream implements RowStream {
   }
 
   get buffered(): number {
-    return (this.held ? this.held.length - this.heldFrom : 0) + this.run.buffered();
+    return (this.held ? sizeOf(this.held) - this.heldFrom : 0) + this.run.buffered();
   }
 
   close(): Promise<void> {
@@ -262,14 +270,24 @@ export class RunRowStream implements RowStream {
    * batch more in memory).
    */
   async *batches(): AsyncGenerator<Row[], void, undefined> {
+    for await (const batch of this.packedBatches()) {
+      if (isPackedBatch(batch))
+        throw new TypeError('a stream opened with `packed` is read with packedBatches()');
+      yield batch;
+    }
+  }
+
+  /** Like `batches()`, with packed batches as the engine gives them (see `StreamOptions.packed`). */
+  async *packedBatches(): AsyncGenerator<Batch, void, undefined> {
     this.claim();
     let finished = false;
-    let ahead: Promise<Row[] | null> | null = null;
+    let ahead: Promise<Batch | null> | null = null;
     try {
       for (;;) {
-        let batch: Row[] | null;
+        let batch: Batch | null;
         if (this.held) {
-          batch = this.heldFrom === 0 ? this.held : this.held.slice(this.heldFrom);
+          batch = this.held;
+          if (this.heldFrom > 0 && !isPackedBatch(batch)) batch = batch.slice(this.heldFrom);
           this.held = null;
         } else {
           batch = await (ahead ?? this.run.next());
@@ -287,7 +305,7 @@ export class RunRowStream implements RowStream {
           // Awaited on the next turn; a caller that stops first closes the run (which settles it).
           ahead.catch(noop);
         }
-        this.handed += batch.length;
+        this.handed += sizeOf(batch);
         yield batch;
       }
     } finally {
@@ -306,9 +324,13 @@ export class RunRowStream implements RowStream {
             finished = true;
             return;
           }
+          if (isPackedBatch(batch))
+            throw new TypeError('a stream opened with `packed` is read with packedBatches()');
           this.held = batch;
           this.heldFrom = 0;
         }
+        if (isPackedBatch(this.held))
+          throw new TypeError('a stream opened with `packed` is read with packedBatches()');
         const rows = this.held;
         while (this.heldFrom < rows.length) {
           // Cancelled meanwhile: no more rows, even from a batch already here.

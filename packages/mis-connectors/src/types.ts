@@ -3,6 +3,8 @@
  * MariaDB/MySQL and SQL Server. Drivers never leak through these types.
  */
 
+import type { PackedBatch } from './packed.js';
+
 export const MIS_KINDS = ['sqlite', 'postgres', 'mysql', 'mssql'] as const;
 export type MisKind = (typeof MIS_KINDS)[number];
 
@@ -65,6 +67,13 @@ export interface StreamOptions {
   readonly batchSize?: number;
   /** Aborting it cancels the stream, like `cancel()`. */
   readonly signal?: AbortSignal;
+  /**
+   * The caller reads `packedBatches()` and takes rows already packed for the result stream
+   * (msgpack arrays, see packed.ts) where the engine can make them without a JS value per cell:
+   * PostgreSQL, for a statement without parameters in a UTF8 database, reads it with
+   * `COPY … TO STDOUT`. Other engines and statements give rows as usual. Default false.
+   */
+  readonly packed?: boolean;
 }
 
 /**
@@ -74,6 +83,8 @@ export interface StreamOptions {
 export interface RowStream extends AsyncIterable<Row> {
   readonly columns: readonly Column[];
   batches(): AsyncIterable<Row[]>;
+  /** Batches of rows or, for a stream opened with `packed`, of packed rows where the engine made them. */
+  packedBatches(): AsyncIterable<Row[] | PackedBatch>;
   /** Rows handed to the caller so far. */
   readonly rowCount: number;
   /**

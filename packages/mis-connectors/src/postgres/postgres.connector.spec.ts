@@ -1,5 +1,7 @@
+import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConnector } from '../factory.js';
+import { isPackedBatch, type PackedBatch } from '../packed.js';
 import {
   connectorContract,
   type DialectSql,
@@ -7,7 +9,8 @@ import {
   LARGE_TEXT_REPEAT,
 } from '../test-support/contract.js';
 import { createPgDemo, type DemoDatabase, PG_SERVER, pgExec, uniqueName } from '../test-support/databases.js';
-import type { PostgresSettings } from '../types.js';
+import { packedView, unpackBatch } from '../test-support/packed-view.js';
+import type { MisConnector, PostgresSettings, Row } from '../types.js';
 import { mapPgError, pgTarget } from './postgres.connector.js';
 
 const PG_SQL: DialectSql = {
@@ -55,6 +58,227 @@ connectorContract('PostgreSQL', async () => {
     },
     drop: () => db.drop(),
   };
+});
+
+// The same contract through the COPY path: every stream opened with `packed`, its packed rows
+// decoded back (the read-ahead bound is a batch of ~1 MiB of packed rows there).
+const copyApplicationName = uniqueName('ks_copy');
+let copyView: ReturnType<typeof packedView> | undefined;
+connectorContract('PostgreSQL (COPY, packed)', async () => {
+  const db = await createPgDemo();
+  const settings: PostgresSettings = {
+    ...server,
+    database: db.name,
+    applicationName: copyApplicationName,
+    misUser: 'svc_keystage',
+  };
+  return {
+    kind: 'postgres',
+    sql: PG_SQL,
+    table: (name) => `sims.${name}`,
+    make: () => {
+      copyView = packedView(createConnector('postgres', settings, password));
+      return copyView;
+    },
+    badLogin: () => createConnector('postgres', { ...settings, user: 'ks_no_such_role' }, 'wrong'),
+    unreachable: (pw) => createConnector('postgres', { ...settings, host: '127.0.0.1', port: 1 }, pw),
+    activeStatements: async () => {
+      const rows = await pgExec(
+        `SELECT count(*)::int FROM pg_stat_activity
+          WHERE datname = $1 AND application_name = $2 AND state <> 'idle' AND pid <> pg_backend_pid()`,
+        [db.name, copyApplicationName],
+      );
+      return Number(rows[0]?.[0]);
+    },
+    drop: () => db.drop(),
+  };
+});
+
+describe('PostgreSQL COPY path (packed rows)', () => {
+  let db: DemoDatabase;
+  let c: MisConnector;
+  // As the result stream packs a row read through the cursor (normalizeRow: bytes → base64).
+  const packr = new Packr({ useRecords: false, moreTypes: false, encodeUndefinedAsNil: true });
+  const packRow = (row: Row) =>
+    packr.pack(row.map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)));
+  const ALL_TYPES = `SELECT * FROM every_type ORDER BY id`;
+
+  async function read(sql: string, packed: boolean, params: never[] = []) {
+    const s = await c.stream(sql, params, { packed });
+    const out: { packed: PackedBatch[]; rows: Row[] } = { packed: [], rows: [] };
+    for await (const b of s.packedBatches()) {
+      if (isPackedBatch(b)) out.packed.push(b);
+      else out.rows.push(...b);
+    }
+    return out;
+  }
+
+  beforeAll(async () => {
+    db = await createPgDemo();
+    await pgExec(
+      `CREATE TABLE public.every_type (
+         id int PRIMARY KEY, i2 int2, i4 int4, i8 int8, o oid, f4 float4, f8 float8, n numeric,
+         b bool, by bytea, t text, ch char(3), vc varchar(20), d date, tm time, ts timestamp,
+         tz timestamptz, iv interval, u uuid, j json, jb jsonb, arr int[], e text)`,
+      [],
+      db.name,
+    );
+    await pgExec(
+      `INSERT INTO public.every_type VALUES
+        (1, -32768, 2147483647, 9007199254740993, 4000000000, 1.5, -0.0, 12345.678901234567890,
+         true, '\\x00ff10', 'tab' || chr(9) || 'here' || chr(10) || 'new line \\ back\\slash ' || chr(13) || chr(8) || chr(12) || chr(11), 'ab', 'Zoë 😀',
+         DATE '2024-02-29', TIME '08:30:01.5', TIMESTAMP '2025-07-09 08:30:00.123',
+         TIMESTAMPTZ '2025-07-09 08:30:00+01', INTERVAL '1 day 02:03:04', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+         '{"a": [1, "x\\ty"]}', '{"b": null}', ARRAY[1, NULL, 3], ''),
+        (2, 0, -33, -9007199254740991, 0, 'NaN', 'Infinity', -0.5, false, '', '', ' ', '', DATE '0044-03-15 BC',
+         TIME '00:00', TIMESTAMP '1970-01-01 00:00', TIMESTAMPTZ '1999-12-31 23:59:59.999999+00', INTERVAL '-1 month',
+         NULL, 'null', '[]', '{}', '\\N'),
+        (3, NULL, NULL, NULL, NULL, '-Infinity', 1e300, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+        (4, 127, 128, 4294967296, 65535, 3.4e38, 2.2250738585072014e-308, 0, true, repeat('\\xab', 1)::bytea,
+         repeat('é', 100) || repeat('x', 70000), 'xyz', repeat('y', 20), DATE '2024-01-01', TIME '23:59:59',
+         TIMESTAMP '2024-01-01 00:00:00', TIMESTAMPTZ '2024-06-01 12:00:00+00', INTERVAL '0', NULL, '1', '2',
+         ARRAY[]::int[], repeat('z', 31))`,
+      [],
+      db.name,
+    );
+    c = createConnector('postgres', { ...server, database: db.name, misUser: 'svc_keystage' }, password);
+    await c.connect();
+  });
+  afterAll(async () => {
+    await c?.close();
+    await db?.drop();
+  });
+
+  it('ran the contract above through COPY (its rows arrived packed)', () => {
+    expect(copyView?.packedRows()).toBeGreaterThan(1000);
+  });
+
+  it('packs every type byte for byte as the result stream packs the cursor’s rows', async () => {
+    const viaCursor = await read(ALL_TYPES, false);
+    const viaCopy = await read(ALL_TYPES, true);
+    expect(viaCursor.packed).toHaveLength(0);
+    expect(viaCopy.rows).toHaveLength(0);
+    expect(viaCopy.packed.reduce((n, b) => n + b.rowCount, 0)).toBe(4);
+    const copied = Buffer.concat(viaCopy.packed.map((b) => b.bytes));
+    expect(copied.equals(Buffer.concat(viaCursor.rows.map(packRow)))).toBe(true);
+    // And decoded, the values are the cursor's.
+    const rows = viaCopy.packed.flatMap(unpackBatch);
+    expect(rows[0]?.[9]).toBe(Buffer.from([0, 255, 16]).toString('base64'));
+    expect(rows[0]?.[10]).toBe('tab\there\nnew line \\ back\\slash \r\b\f\v');
+    expect(rows[0]?.[19]).toBe('{"a": [1, "x\\ty"]}');
+    expect(rows[0]?.[16]).toBe('2025-07-09 07:30:00Z');
+    expect(rows[1]?.[22]).toBe('\\N');
+    expect(rows[2]?.slice(1, 5)).toEqual([null, null, null, null]);
+  });
+
+  it('packs a large result the same in ≈ 1 MiB batches, with the column types', async () => {
+    const sql = `SELECT n, n::int8 * 1000000000 AS big, md5(n::text) AS h, n % 2 = 0 AS even,
+                        TIMESTAMPTZ '2025-01-01 00:00+00' + n * INTERVAL '1 minute' AS at
+                   FROM generate_series(1, 60000) AS s(n)`;
+    const s = await c.stream(sql, [], { packed: true });
+    expect(s.columns.map((col) => [col.name, col.type])).toEqual([
+      ['n', 'integer'],
+      ['big', 'integer'],
+      ['h', 'string'],
+      ['even', 'boolean'],
+      ['at', 'datetime'],
+    ]);
+    const batches: PackedBatch[] = [];
+    for await (const b of s.packedBatches()) batches.push(b as PackedBatch);
+    expect(batches.length).toBeGreaterThan(1);
+    for (const b of batches) {
+      expect(b.ends[b.rowCount - 1]).toBe(b.bytes.length);
+      expect(b.bytes.length).toBeLessThan(1.3 * 1024 * 1024);
+    }
+    const viaCursor = await read(sql, false);
+    expect(
+      Buffer.concat(batches.map((b) => b.bytes)).equals(Buffer.concat(viaCursor.rows.map(packRow))),
+    ).toBe(true);
+  });
+
+  it('uses the cursor for parameters, for a `;` inside the statement and for statements without rows', async () => {
+    expect(
+      (await read('SELECT :n::int AS n', true, [{ name: 'n', type: 'integer', value: 5 }] as never[])).rows,
+    ).toEqual([[5]]);
+    expect((await read("SELECT 'a;b' AS t", true)).rows).toEqual([['a;b']]);
+    // A trailing `;` does not stop COPY.
+    const trailing = await read('SELECT 1 AS one ;\n', true);
+    expect(trailing.packed.flatMap(unpackBatch)).toEqual([[1]]);
+    // A comment first is still a query.
+    expect((await read('-- first\n/* then */ (SELECT 2 AS two)', true)).packed.flatMap(unpackBatch)).toEqual([
+      [2],
+    ]);
+  });
+
+  it('refuses text that would reach outside COPY’s parentheses, and runs nothing of it', async () => {
+    await pgExec('CREATE TABLE public.ks_victim (n int)', [], db.name);
+    for (const sql of [
+      'SELECT 1) TO STDOUT; CREATE TABLE public.ks_injected (n int); COPY (SELECT 1',
+      'SELECT 1 AS a) TO STDOUT WITH (FORMAT csv',
+      'SELECT 1 AS a -- ',
+      'SELECT 1 AS a /* unclosed',
+      'SELECT * FROM public.ks_victim) AS x, (SELECT 1',
+    ]) {
+      const err = await read(sql, true).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      // `SELECT 1 AS a -- ` is one complete statement: it runs, and stays a query.
+      if (sql === 'SELECT 1 AS a -- ') expect(err).toBeNull();
+      else expect(err).toMatchObject({ code: 'mis.query_failed' });
+    }
+    const tables = await pgExec(
+      "SELECT count(*)::int FROM pg_tables WHERE tablename = 'ks_injected'",
+      [],
+      db.name,
+    );
+    expect(Number(tables[0]?.[0])).toBe(0);
+  });
+
+  it('stops a COPY early (close, cancel, time limit) and the connection works after', async () => {
+    const endless = PG_SQL.endless;
+    let s = await c.stream(endless, [], { packed: true });
+    for await (const _ of s.packedBatches()) break;
+    expect((await read('SELECT 3 AS three', true)).packed.flatMap(unpackBatch)).toEqual([[3]]);
+
+    s = await c.stream(endless, [], { packed: true });
+    const reading = (async () => {
+      for await (const _ of s.packedBatches()) {
+        // reading
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    await c.cancel();
+    await expect(reading).rejects.toMatchObject({ code: 'mis.cancelled' });
+
+    await expect(
+      (async () => {
+        const timed = await c.stream(endless, [], { packed: true, timeoutMs: 300 });
+        for await (const _ of timed.packedBatches()) {
+          // reading
+        }
+      })(),
+    ).rejects.toMatchObject({ code: 'mis.timeout' });
+    expect((await read('SELECT 4 AS four', true)).packed.flatMap(unpackBatch)).toEqual([[4]]);
+  });
+
+  it('keeps to the cursor in a database that is not UTF8 (its text may not be valid UTF-8)', async () => {
+    const name = uniqueName('ks_ascii');
+    await pgExec(
+      `CREATE DATABASE ${name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`,
+    );
+    const ascii = createConnector('postgres', { ...server, database: name }, password);
+    try {
+      const s = await ascii.stream('SELECT 1 AS one', [], { packed: true });
+      const got: unknown[] = [];
+      for await (const b of s.packedBatches()) got.push(b);
+      expect(got).toEqual([[[1]]]);
+    } finally {
+      await ascii.close();
+      await pgExec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+  });
 });
 
 describe('PostgreSQL connector with a restricted login', () => {

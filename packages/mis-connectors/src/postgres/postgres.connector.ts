@@ -17,9 +17,11 @@ import {
   type StartOptions,
 } from '../connector.js';
 import { errorCodeOf, MisError, messageOf, NETWORK_CODES, networkReason, withoutSecret } from '../errors.js';
+import type { PackedBatch } from '../packed.js';
 import type { BoundStatement } from '../params.js';
 import { type BatchSource, rowsPerBatch } from '../stream.js';
 import type { Column, ColumnType, PostgresSettings, Row } from '../types.js';
+import { CopyTextPacker, copyKindOf } from './copy-text.js';
 
 /** PostgreSQL type OIDs → normalised type and a readable name. */
 const PG_TYPES: Readonly<Record<number, readonly [ColumnType, string]>> = {
@@ -211,6 +213,139 @@ class PgSource implements BatchSource {
   }
 }
 
+/**
+ * Parses and describes one statement without running it (Parse, Describe, Sync): its result
+ * columns, or null for a statement that returns none. The extended protocol takes exactly one
+ * statement, so text that is not one complete statement is refused here.
+ */
+class DescribeStatement implements pg.Submittable {
+  private fields: pg.FieldDef[] | null = null;
+  private settled = false;
+
+  constructor(
+    readonly text: string,
+    private readonly done: (err: Error | null, fields: pg.FieldDef[] | null) => void,
+  ) {}
+
+  submit(connection: unknown): void {
+    const c = connection as {
+      parse(q: { text: string; name: string; types: number[] }): void;
+      describe(m: { type: 'S'; name: string }): void;
+      sync(): void;
+    };
+    c.parse({ text: this.text, name: '', types: [] });
+    c.describe({ type: 'S', name: '' });
+    c.sync();
+  }
+
+  handleRowDescription(msg: { fields: pg.FieldDef[] }): void {
+    this.fields = msg.fields;
+  }
+
+  handleError(err: Error): void {
+    this.settle(err);
+  }
+
+  handleReadyForQuery(): void {
+    this.settle(null);
+  }
+
+  handleEmptyQuery(): void {}
+  handleCommandComplete(): void {}
+  handleDataRow(): void {}
+  handlePortalSuspended(): void {}
+
+  private settle(err: Error | null): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.done(err, err ? null : this.fields);
+  }
+}
+
+/** Packed bytes per batch of the COPY path (the agent seals ≈ 1 MiB per chunk). */
+const COPY_BATCH_BYTES = 1024 * 1024;
+
+/** Statements the COPY path takes: a query (comments and parentheses may come first). */
+const QUERY_START = /^(?:\s+|--[^\n]*\n|\/\*[\s\S]*?\*\/|\()*(?:select|with|values|table)\b/i;
+
+/**
+ * The rows of `COPY (<statement>) TO STDOUT`, packed as they arrive (see copy-text.ts). The
+ * server streams the whole result without waiting for fetches; the socket is read only as fast
+ * as batches are taken, so it stays bounded by the stream's buffer and TCP.
+ */
+class PgCopySource implements BatchSource {
+  private readonly iterator: AsyncIterator<Buffer>;
+  private ended = false;
+  private failed = false;
+  private cancelled = false;
+
+  constructor(
+    private readonly owner: PostgresConnector,
+    private readonly client: pg.Client,
+    stream: AsyncIterable<Buffer>,
+    private readonly cols: Column[],
+    private readonly packer: CopyTextPacker,
+  ) {
+    this.iterator = stream[Symbol.asyncIterator]();
+  }
+
+  columns(): readonly Column[] {
+    return this.cols;
+  }
+
+  buffered(): number {
+    return this.packer.pendingRows;
+  }
+
+  async next(): Promise<PackedBatch | null> {
+    if (this.ended || this.failed) return this.packer.take();
+    try {
+      while (this.packer.packedBytes < COPY_BATCH_BYTES) {
+        const r = await this.iterator.next();
+        if (r.done) {
+          this.ended = true;
+          this.packer.end();
+          break;
+        }
+        this.packer.write(r.value);
+      }
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
+    return this.packer.take();
+  }
+
+  async interrupt(): Promise<void> {
+    // A COPY runs on until its end whether or not it is read: cancel it on the server.
+    if (!this.ended && !this.failed && !this.cancelled) {
+      this.cancelled = true;
+      await this.owner.cancelServerStatement();
+    }
+  }
+
+  async release(): Promise<void> {
+    if (!this.ended && !this.failed) {
+      await this.interrupt();
+      // Read what the server sent before it stopped, to the error its cancel ends the COPY with.
+      try {
+        while (!(await this.iterator.next()).done) {
+          // discarded
+        }
+      } catch {
+        // 57014 (cancelled), as asked
+      }
+    }
+    try {
+      await this.client.query('ROLLBACK');
+    } catch (err) {
+      // A cancel request that arrived late may hit the ROLLBACK itself; once more is enough.
+      if (errorCodeOf(err) !== '57014') throw err;
+      await this.client.query('ROLLBACK');
+    }
+  }
+}
+
 export class PostgresConnector extends BaseConnector {
   readonly kind = 'postgres' as const;
   /**
@@ -226,6 +361,8 @@ export class PostgresConnector extends BaseConnector {
   private types: pg.CustomTypesConfig | null = null;
   private backendPid = 0;
   private account = '';
+  /** The database's encoding is UTF8: its text is valid UTF-8, so COPY text can be passed on as bytes. */
+  private utf8 = false;
 
   constructor(
     private readonly settings: PostgresSettings,
@@ -275,14 +412,15 @@ export class PostgresConnector extends BaseConnector {
     });
     try {
       await client.connect();
-      const r = await client.query<[string, number, string]>({
-        text: "SELECT current_setting('server_version'), pg_backend_pid(), current_user",
+      const r = await client.query<[string, number, string, string]>({
+        text: "SELECT current_setting('server_version'), pg_backend_pid(), current_user, current_setting('server_encoding')",
         rowMode: 'array',
       });
-      const [version, pid, user] = r.rows[0] as [string, number, string];
+      const [version, pid, user, encoding] = r.rows[0] as [string, number, string, string];
       this.version = `PostgreSQL ${version.split(' ')[0]}`;
       this.backendPid = pid;
       this.account = user;
+      this.utf8 = encoding === 'UTF8';
     } catch (err) {
       await client.end().catch(() => {});
       throw err;
@@ -341,6 +479,23 @@ export class PostgresConnector extends BaseConnector {
       await client.query('ROLLBACK').catch(() => {});
       throw err;
     }
+    // COPY takes no parameters; a `;` (but a trailing one) would not fit inside its parentheses.
+    const statement = bound.sql.replace(/[\s;]+$/, '');
+    if (
+      options.packed &&
+      bound.values.length === 0 &&
+      this.utf8 &&
+      !statement.includes(';') &&
+      QUERY_START.test(statement)
+    ) {
+      try {
+        const copy = await this.startCopy(client, statement);
+        if (copy) return copy;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    }
     const cursor = client.query(
       new CursorClass(bound.sql, [...bound.values], {
         rowMode: 'array',
@@ -348,6 +503,29 @@ export class PostgresConnector extends BaseConnector {
       }),
     );
     return new PgSource(this, client, cursor, options.batchSize);
+  }
+
+  /**
+   * The COPY path: the statement is first parsed alone (one complete statement, or the server
+   * refuses it) and described (its columns and types; nothing runs), then streamed as
+   * `COPY (\n<statement>\n) TO STDOUT`. Being one complete statement, its text cannot end inside a
+   * string, a comment or a parenthesis, so it stays inside COPY's parentheses. Null (use the
+   * cursor) for a statement without result columns.
+   */
+  private async startCopy(client: pg.Client, sql: string): Promise<PgCopySource | null> {
+    const fields = await new Promise<pg.FieldDef[] | null>((resolve, reject) => {
+      client.query(new DescribeStatement(sql, (err, f) => (err ? reject(err) : resolve(f))));
+    });
+    if (!fields || fields.length === 0) return null;
+    const pg = this.pgModule as typeof import('pg').default;
+    const { to } = await import('pg-copy-streams');
+    const packer = new CopyTextPacker(
+      fields.map((f) => copyKindOf(f.dataTypeID)),
+      pg.types.getTypeParser(17, 'text') as (text: string) => Uint8Array,
+    );
+    const stream = client.query(to(`COPY (\n${sql}\n) TO STDOUT`));
+    const cols = fields.map((f) => ({ name: f.name, ...pgColumnType(f.dataTypeID) }));
+    return new PgCopySource(this, client, stream, cols, packer);
   }
 
   protected async databaseAccess(): Promise<DatabaseAccess> {
