@@ -11,8 +11,19 @@ import {
   MAX_CHUNK_PLAINTEXT_BYTES,
   normalizeRow,
   packBody,
+  packBodyOfPacked,
   type WireValue,
 } from './format.js';
+
+/**
+ * Rows already packed (`@keystage/mis-connectors`' PackedBatch): each a msgpack array of wire
+ * values exactly as this package packs them, back to back in `bytes`; `ends[i]` is where row i ends.
+ */
+export interface PackedRows {
+  readonly rowCount: number;
+  readonly bytes: Uint8Array;
+  readonly ends: ArrayLike<number>;
+}
 
 /** One sealed chunk, ready for a `chunk` message (`payload` is `bytes` in base64). */
 export interface EncodedChunk {
@@ -88,6 +99,10 @@ export class ResultEncoder {
    * rows compress badly. The first batch assumes no compression.
    */
   private limit: number;
+  /** Packed rows waiting (see `pushPacked`): their bytes up to `packedLength`, and where each ends. */
+  private packedBytes: Buffer = Buffer.alloc(0);
+  private packedLength = 0;
+  private packedEnds: number[] = [];
   private seq = 0;
   private rows = 0;
   private bytes = 0;
@@ -155,6 +170,7 @@ export class ResultEncoder {
     const { row: values, estimate } = normalizeRow(row, this.columns.length);
     const out: EncodedChunk[] = [];
     try {
+      if (this.packedEnds.length > 0) this.flushPacked(out);
       // Seal the batch first if this row would take it over the target, so batches stay near it.
       if (this.pending.length > 0 && (this.pendingEstimate + estimate) * this.scale > this.limit) {
         this.flush(out);
@@ -172,6 +188,91 @@ export class ResultEncoder {
   }
 
   /**
+   * Adds rows already packed (see {@link PackedRows}; the caller vouches for their form: the
+   * control plane checks every value when it decodes them, as it does for any chunk). Cut into
+   * chunks of about `targetChunkBytes` like pushed rows; returns the chunks completed.
+   */
+  pushPacked(batch: PackedRows): EncodedChunk[] {
+    this.checkOpen();
+    const out: EncodedChunk[] = [];
+    try {
+      if (this.pending.length > 0) this.flush(out);
+      const { bytes, ends, rowCount } = batch;
+      let start = 0;
+      let r = 0;
+      while (r < rowCount) {
+        // The rows from r that still fit under the limit (at least one).
+        const room = this.limit - this.packedLength;
+        let e = r;
+        while (e < rowCount && (ends[e] as number) - start <= room) e++;
+        if (e === r && this.packedLength > 0) {
+          this.flushPacked(out);
+          continue;
+        }
+        if (e === r) e = r + 1;
+        const end = ends[e - 1] as number;
+        this.appendPacked(bytes, start, end, ends, r, e);
+        this.rows += e - r;
+        start = end;
+        r = e;
+        if (this.packedLength >= this.limit) this.flushPacked(out);
+      }
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    return out;
+  }
+
+  private appendPacked(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    ends: ArrayLike<number>,
+    from: number,
+    to: number,
+  ): void {
+    const n = end - start;
+    if (this.packedLength + n > this.packedBytes.length) {
+      const next = Buffer.allocUnsafe(
+        Math.max(this.packedLength + n, Math.min(this.target, MAX_CHUNK_PLAINTEXT_BYTES) + 64 * 1024),
+      );
+      this.packedBytes.copy(next, 0, 0, this.packedLength);
+      this.packedBytes = next;
+    }
+    this.packedBytes.set(bytes.subarray(start, end), this.packedLength);
+    const shift = this.packedLength - start;
+    for (let i = from; i < to; i++) this.packedEnds.push((ends[i] as number) + shift);
+    this.packedLength += n;
+  }
+
+  private flushPacked(out: EncodedChunk[]): void {
+    const ends = this.packedEnds;
+    const bytes = this.packedBytes.subarray(0, this.packedLength);
+    this.packedEnds = [];
+    this.packedLength = 0;
+    // The sealed chunk does not keep `bytes`: the buffer is written over by the next rows.
+    this.sealPacked(bytes, ends, 0, ends.length, out);
+  }
+
+  /** Seals packed rows [from, to) as one chunk, or several when one would be too large. */
+  private sealPacked(bytes: Buffer, ends: number[], from: number, to: number, out: EncodedChunk[]): void {
+    const start = from === 0 ? 0 : (ends[from - 1] as number);
+    const rows = bytes.subarray(start, ends[to - 1] as number);
+    const body = packBodyOfPacked(this.seq === 0 ? this.columns : null, to - from, rows);
+    if (body.length <= MAX_CHUNK_PLAINTEXT_BYTES && this.sealBody(body, to - from, out)) return;
+    if (to - from <= 1) {
+      throw new ResultStreamError(
+        ResultStreamErrorCode.RowTooLarge,
+        `a row does not fit in one chunk (${body.length} bytes of msgpack); the encoder is closed`,
+      );
+    }
+    const half = (from + to) >>> 1;
+    this.sealPacked(bytes, ends, from, half, out);
+    this.sealPacked(bytes, ends, half, to, out);
+  }
+
+  /**
    * Seals the remaining rows and closes the encoder. A result without rows still yields one chunk
    * (seq 0, zero rows) so that the column names always arrive: `chunkCount` is never 0.
    */
@@ -179,6 +280,7 @@ export class ResultEncoder {
     this.checkOpen();
     const chunks: EncodedChunk[] = [];
     try {
+      if (this.packedEnds.length > 0) this.flushPacked(chunks);
       if (this.pending.length > 0 || this.seq === 0) this.flush(chunks);
     } finally {
       this.close();
@@ -197,6 +299,8 @@ export class ResultEncoder {
   private close(): void {
     this.finished = true;
     this.pending = [];
+    this.packedEnds = [];
+    this.packedLength = 0;
     this.dataKey.fill(0);
   }
 
@@ -219,9 +323,15 @@ export class ResultEncoder {
 
   /** Seals `rows` as one chunk, or as several when one would be too large; returns the body bytes. */
   private seal(rows: WireValue[][], out: EncodedChunk[]): number {
-    const seq = this.seq;
-    const body = packBody(seq === 0 ? this.columns : null, rows);
+    const body = packBody(this.seq === 0 ? this.columns : null, rows);
     if (body.length > MAX_CHUNK_PLAINTEXT_BYTES) return this.split(rows, out, body.length);
+    if (!this.sealBody(body, rows.length, out)) return this.split(rows, out, body.length);
+    return body.length;
+  }
+
+  /** Compresses and seals one body as the next chunk; false (nothing done) when it would be too large. */
+  private sealBody(body: Buffer, rowCount: number, out: EncodedChunk[]): boolean {
+    const seq = this.seq;
     let codec = CODEC_STORED;
     let data: Buffer = body;
     if (this.level > 0) {
@@ -235,7 +345,7 @@ export class ResultEncoder {
     plaintext[0] = codec;
     data.copy(plaintext, 1);
     const bytes = encryptChunk(plaintext, this.dataKey, { runId: this.runId, seq });
-    if (bytes.length > MAX_CHUNK_BYTES) return this.split(rows, out, body.length);
+    if (bytes.length > MAX_CHUNK_BYTES) return false;
     this.digest.update(body);
     if (body.length > 0) {
       this.limit = Math.max(
@@ -250,10 +360,10 @@ export class ResultEncoder {
       bytes,
       sha256: sha256Hex(bytes),
       byteLength: bytes.length,
-      rowCount: rows.length,
+      rowCount,
       plainSha256: sha256Hex(plaintext),
     });
-    return body.length;
+    return true;
   }
 
   private split(rows: WireValue[][], out: EncodedChunk[], bodyBytes: number): number {

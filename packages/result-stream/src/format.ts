@@ -135,6 +135,36 @@ export function packBody(columns: readonly string[] | null, rows: readonly WireV
   return packr.pack([RESULT_FORMAT_VERSION, columns, rows]);
 }
 
+/**
+ * The same body as {@link packBody} for rows already packed one by one (each a msgpack array of
+ * wire values, as `packr` writes them), given back to back in `rows`.
+ */
+export function packBodyOfPacked(
+  columns: readonly string[] | null,
+  rowCount: number,
+  rows: Uint8Array,
+): Buffer {
+  // `[version, columns]` packed, its header then widened from 2 elements to 3.
+  const head = packr.pack([RESULT_FORMAT_VERSION, columns]);
+  const count = rowCount < 16 ? 1 : rowCount < 0x10000 ? 3 : 5;
+  const body = Buffer.allocUnsafe(head.length + count + rows.length);
+  head.copy(body, 0);
+  body[0] = 0x93;
+  let o = head.length;
+  if (count === 1) body[o++] = 0x90 | rowCount;
+  else if (count === 3) {
+    body[o++] = 0xdc;
+    body.writeUInt16BE(rowCount, o);
+    o += 2;
+  } else {
+    body[o++] = 0xdd;
+    body.writeUInt32BE(rowCount, o);
+    o += 4;
+  }
+  body.set(rows, o);
+  return body;
+}
+
 /** The parts of a decoded and checked body. */
 export interface DecodedBody {
   columns: string[] | null;

@@ -6,6 +6,7 @@ export {
 } from './decoder.js';
 export {
   type EncodedChunk,
+  type PackedRows,
   ResultEncoder,
   type ResultEncoderOptions,
   type ResultSummary,
