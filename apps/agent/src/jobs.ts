@@ -257,6 +257,10 @@ export class JobRunner {
             queryMs = Math.round(performance.now() - t0);
             first = false;
           }
+          if (!Array.isArray(batch)) {
+            await add(encoder.pushPacked(batch));
+            continue;
+          }
           const sealed: EncodedChunk[] = [];
           for (const row of batch) for (const c of encoder.push(row)) sealed.push(c);
           await add(sealed);

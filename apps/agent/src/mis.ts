@@ -1,4 +1,4 @@
-import type { ConnectorSettings, MisConnector, QueryParam } from '@keystage/mis-connectors';
+import type { ConnectorSettings, MisConnector, PackedBatch, QueryParam } from '@keystage/mis-connectors';
 
 // The SQL parser and the database drivers are loaded on first use, not at start: an idle agent
 // (most of its life) stays small (docs/benchmarks.md).
@@ -23,12 +23,19 @@ type RunFailure = (typeof RunFailureCode)[keyof typeof RunFailureCode];
 
 export interface MisSession {
   serverVersion: string | null;
-  /** Runs the query: its column names, then the rows in batches (bounded read-ahead). */
+  /**
+   * Runs the query: its column names, then the rows in batches (bounded read-ahead) — as values,
+   * or already packed for the result stream where the engine can (PostgreSQL via COPY).
+   */
   query(
     sql: string,
     parameters: readonly QueryParam[],
     signal: AbortSignal,
-  ): Promise<{ columns: string[]; batches: AsyncIterable<unknown[][]>; close(): Promise<void> }>;
+  ): Promise<{
+    columns: string[];
+    batches: AsyncIterable<unknown[][] | PackedBatch>;
+    close(): Promise<void>;
+  }>;
   close(): Promise<void>;
 }
 
@@ -83,10 +90,10 @@ export async function openMisSession(
   return {
     serverVersion,
     async query(sql, parameters, signal) {
-      const rows = await connector.stream(sql, parameters, { signal });
+      const rows = await connector.stream(sql, parameters, { signal, packed: true });
       return {
         columns: rows.columns.map((c) => c.name),
-        batches: rows.batches() as AsyncIterable<unknown[][]>,
+        batches: rows.packedBatches() as AsyncIterable<unknown[][] | PackedBatch>,
         close: () => rows.close(),
       };
     },
