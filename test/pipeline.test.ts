@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { createPrismaClient } from '@keystage/db';
@@ -189,6 +189,21 @@ describe('the whole pipeline, end to end', () => {
       const bytes = readFileSync(file);
       for (const name of surnames)
         expect(bytes.includes(Buffer.from(name)), `${name} in ${file}`).toBe(false);
+    }
+    // Change sets are stored gzip-compressed (and delivered as the text they were, tests above).
+    const prisma = createPrismaClient(databaseUrl);
+    try {
+      const deliveries = await prisma.delivery.findMany({
+        select: { objectKey: true, contentEncoding: true, byteSize: true },
+      });
+      expect(deliveries.length).toBeGreaterThan(5);
+      expect(deliveries.every((d) => d.contentEncoding === 'gzip')).toBe(true);
+      const largest = deliveries.reduce((a, b) => (b.byteSize > a.byteSize ? b : a));
+      const stored = objects.find((f) => f.endsWith(largest.objectKey))!;
+      expect(stored).toBeDefined();
+      expect(statSync(stored).size).toBeLessThan(Number(largest.byteSize) / 3);
+    } finally {
+      await prisma.$disconnect();
     }
     // The library documents really carry pupil names (the search above is not vacuous).
     expect(

@@ -107,7 +107,7 @@ export class DeliveryService {
         const name = `${d.createdAt.toISOString().replace(/[:.]/g, '-')}-${d.idempotencyKey}.${extension(d.format, d.contentType)}`;
         const tmp = join(dir, `.${name}.partial`);
         await pipeline(
-          await this.results.get(d.schoolId, d.objectKey),
+          await this.results.getContent(d.schoolId, d.objectKey, d.contentEncoding),
           createWriteStream(tmp, { mode: 0o600 }),
         );
         await rename(tmp, join(dir, name)).catch(async (err) => {
@@ -191,15 +191,23 @@ export class DeliveryService {
   }
 
   private async post(
-    d: { id: string; schoolId: string; objectKey: string; idempotencyKey: string; contentType: string },
+    d: {
+      id: string;
+      schoolId: string;
+      objectKey: string;
+      idempotencyKey: string;
+      contentType: string;
+      contentEncoding: string | null;
+    },
     url: string,
     secret: string,
   ): Promise<void> {
     // The signature needs the whole body first: stream it once through the HMAC, once to the wire.
     const timestamp = Math.floor(Date.now() / 1000);
     const hmac = createHmac('sha256', secret).update(`${timestamp}.`);
-    for await (const part of await this.results.get(d.schoolId, d.objectKey)) hmac.update(part as Buffer);
-    const body = Readable.toWeb(await this.results.get(d.schoolId, d.objectKey)) as ReadableStream;
+    const content = () => this.results.getContent(d.schoolId, d.objectKey, d.contentEncoding);
+    for await (const part of await content()) hmac.update(part as Buffer);
+    const body = Readable.toWeb(await content()) as ReadableStream;
     const res = await fetch(url, {
       method: 'POST',
       headers: {
@@ -317,7 +325,7 @@ export class DeliveryService {
     return {
       contentType: d.contentType,
       idempotencyKey: d.idempotencyKey,
-      stream: await this.results.get(d.schoolId, d.objectKey),
+      stream: await this.results.getContent(d.schoolId, d.objectKey, d.contentEncoding),
     };
   }
 

@@ -194,9 +194,9 @@ export class RunPipeline {
           let size = 0;
           if (format.kind === 'files') {
             // A whole-run format (OneRoster): one JSON bundle of its files.
-            size = await this.results.put(run.schoolId, key, bundle(files));
+            size = await this.results.putCompressed(run.schoolId, key, bundle(files));
           } else {
-            size = await this.results.put(run.schoolId, key, files[0]!.content);
+            size = await this.results.putCompressed(run.schoolId, key, files[0]!.content);
           }
           const outcome = outcomes.filter((o) => datasetName === null || o.dataset.name === datasetName);
           const hold = outcome.map((o) => o.hold).filter(Boolean);
@@ -213,6 +213,7 @@ export class RunPipeline {
             idempotencyKey: `${run.id}.${datasetName ?? 'all'}`,
             objectKey: key,
             contentType,
+            contentEncoding: 'gzip',
             byteSize: BigInt(size),
             fullLoad: outcome.every((o) => o.fullLoad),
             insertCount: outcome.reduce((n, o) => n + o.counts.inserts, 0),
