@@ -59,11 +59,6 @@ export class MsgpackOut {
     this.ends[this.count++] = this.o;
   }
 
-  /** Forgets the bytes written since the last row ended (a row found to be bad). */
-  dropPartialRow(): void {
-    this.o = this.count > 0 ? (this.ends[this.count - 1] as number) : 0;
-  }
-
   /** The complete rows so far (the output moves on to a new buffer); a partial row stays. */
   take(): PackedBatch | null {
     const count = this.count;

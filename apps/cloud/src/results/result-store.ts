@@ -69,8 +69,9 @@ export class ResultStore {
       })(),
     );
     const gzip = createGzip({ level: 1, chunkSize: 256 * 1024, strategy: constants.Z_DEFAULT_STRATEGY });
-    counted.on('error', (err) => gzip.destroy(err));
-    await this.objects.put(schoolId, key, counted.pipe(gzip));
+    // Either way: a failing body fails the store's read of gzip; a failing store ends the body.
+    pipeline(counted, gzip).catch(() => undefined);
+    await this.objects.put(schoolId, key, gzip);
     return size;
   }
 
@@ -80,8 +81,9 @@ export class ResultStore {
     if (encoding === null) return stored;
     if (encoding !== 'gzip') throw new Error(`unknown content encoding ${encoding}`);
     const gunzip = createGunzip();
-    stored.on('error', (err) => gunzip.destroy(err));
-    return stored.pipe(gunzip);
+    // A reader that stops early (or an error on either side) tears down both streams.
+    pipeline(stored, gunzip).catch(() => undefined);
+    return gunzip;
   }
 
   /** Stores a local file (which must not change meanwhile). */

@@ -205,6 +205,9 @@ describe('PostgreSQL COPY path (packed rows)', () => {
     // A trailing `;` does not stop COPY.
     const trailing = await read('SELECT 1 AS one ;\n', true);
     expect(trailing.packed.flatMap(unpackBatch)).toEqual([[1]]);
+    // Not a query (SHOW) behind a long run of whitespace and comments: the cursor, at once.
+    const show = await read(`${' '.repeat(5000)}${'-- x\n  '.repeat(200)}SHOW TimeZone`, true);
+    expect(show.rows).toEqual([['UTC']]);
     // A comment first is still a query.
     expect((await read('-- first\n/* then */ (SELECT 2 AS two)', true)).packed.flatMap(unpackBatch)).toEqual([
       [2],

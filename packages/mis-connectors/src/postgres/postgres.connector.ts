@@ -265,8 +265,36 @@ class DescribeStatement implements pg.Submittable {
 /** Packed bytes per batch of the COPY path (the agent seals ≈ 1 MiB per chunk). */
 const COPY_BATCH_BYTES = 1024 * 1024;
 
-/** Statements the COPY path takes: a query (comments and parentheses may come first). */
-const QUERY_START = /^(?:\s+|--[^\n]*\n|\/\*[\s\S]*?\*\/|\()*(?:select|with|values|table)\b/i;
+/**
+ * Whether a statement starts as a query (`SELECT`, `WITH`, `VALUES`, `TABLE`, after whitespace,
+ * comments and parentheses): the statements the COPY path takes. A loop, not a regular
+ * expression, so that no text can make it slow.
+ */
+function startsAsQuery(sql: string): boolean {
+  let i = 0;
+  const n = sql.length;
+  while (i < n) {
+    const ch = sql[i] as string;
+    if (ch === '(' || /\s/.test(ch)) i++;
+    else if (sql.startsWith('--', i)) {
+      const nl = sql.indexOf('\n', i);
+      if (nl < 0) return false;
+      i = nl + 1;
+    } else if (sql.startsWith('/*', i)) {
+      const close = sql.indexOf('*/', i + 2);
+      if (close < 0) return false;
+      i = close + 2;
+    } else break;
+  }
+  return /^(?:select|with|values|table)\b/i.test(sql.slice(i, i + 7));
+}
+
+/** The statement without trailing whitespace and semicolons (a loop: no quadratic regex). */
+function withoutTrailingSemicolons(sql: string): string {
+  let end = sql.length;
+  while (end > 0 && (sql[end - 1] === ';' || /\s/.test(sql[end - 1] as string))) end--;
+  return sql.slice(0, end);
+}
 
 /**
  * The rows of `COPY (<statement>) TO STDOUT`, packed as they arrive (see copy-text.ts). The
@@ -299,19 +327,21 @@ class PgCopySource implements BatchSource {
 
   async next(): Promise<PackedBatch | null> {
     if (this.ended || this.failed) return this.packer.take();
-    try {
-      while (this.packer.packedBytes < COPY_BATCH_BYTES) {
-        const r = await this.iterator.next();
-        if (r.done) {
-          this.ended = true;
-          this.packer.end();
-          break;
-        }
-        this.packer.write(r.value);
+    while (this.packer.packedBytes < COPY_BATCH_BYTES) {
+      let r: IteratorResult<Buffer>;
+      try {
+        r = await this.iterator.next();
+      } catch (err) {
+        this.failed = true;
+        throw err;
       }
-    } catch (err) {
-      this.failed = true;
-      throw err;
+      if (r.done) {
+        this.ended = true;
+        this.packer.end();
+        break;
+      }
+      // A row the packer refuses leaves the COPY running: release() cancels and drains it.
+      this.packer.write(r.value);
     }
     return this.packer.take();
   }
@@ -480,13 +510,13 @@ export class PostgresConnector extends BaseConnector {
       throw err;
     }
     // COPY takes no parameters; a `;` (but a trailing one) would not fit inside its parentheses.
-    const statement = bound.sql.replace(/[\s;]+$/, '');
+    const statement = withoutTrailingSemicolons(bound.sql);
     if (
       options.packed &&
       bound.values.length === 0 &&
       this.utf8 &&
       !statement.includes(';') &&
-      QUERY_START.test(statement)
+      startsAsQuery(statement)
     ) {
       try {
         const copy = await this.startCopy(client, statement);
@@ -524,6 +554,11 @@ export class PostgresConnector extends BaseConnector {
       pg.types.getTypeParser(17, 'text') as (text: string) => Uint8Array,
     );
     const stream = client.query(to(`COPY (\n${sql}\n) TO STDOUT`));
+    // pg-copy-streams emits its error even when nothing reads yet (a cancel during open): keep it
+    // as the stream's error, which a later read (or the drain in release) then gets.
+    stream.on('error', (err) => {
+      if (!stream.destroyed) stream.destroy(err);
+    });
     const cols = fields.map((f) => ({ name: f.name, ...pgColumnType(f.dataTypeID) }));
     return new PgCopySource(this, client, stream, cols, packer);
   }
