@@ -12,6 +12,11 @@ import type { Column, Row, RowStream, StreamOptions } from './types.js';
 /** Rows as values, or already packed (only when the stream was opened with `packed`). */
 export type Batch = Row[] | PackedBatch;
 
+/** A stream opened with `packed` may hand out packed batches, which only `packedBatches()` gives. */
+function packedOnly(): TypeError {
+  return new TypeError('a stream opened with `packed` is read with packedBatches()');
+}
+
 function sizeOf(batch: Batch): number {
   return isPackedBatch(batch) ? batch.rowCount : batch.length;
 }
@@ -271,8 +276,7 @@ export class RunRowStream implements RowStream {
    */
   async *batches(): AsyncGenerator<Row[], void, undefined> {
     for await (const batch of this.packedBatches()) {
-      if (isPackedBatch(batch))
-        throw new TypeError('a stream opened with `packed` is read with packedBatches()');
+      if (isPackedBatch(batch)) throw packedOnly();
       yield batch;
     }
   }
@@ -324,13 +328,10 @@ export class RunRowStream implements RowStream {
             finished = true;
             return;
           }
-          if (isPackedBatch(batch))
-            throw new TypeError('a stream opened with `packed` is read with packedBatches()');
           this.held = batch;
           this.heldFrom = 0;
         }
-        if (isPackedBatch(this.held))
-          throw new TypeError('a stream opened with `packed` is read with packedBatches()');
+        if (isPackedBatch(this.held)) throw packedOnly();
         const rows = this.held;
         while (this.heldFrom < rows.length) {
           // Cancelled meanwhile: no more rows, even from a batch already here.

@@ -68,8 +68,6 @@ export class CopyTextPacker {
   private readonly esc: Uint8Array;
   /** Scratch for unescaped values. */
   private scratch = Buffer.allocUnsafe(1024);
-  /** Rows packed in all. */
-  rows = 0;
 
   constructor(
     kinds: readonly CopyKind[],
@@ -175,7 +173,6 @@ export class CopyTextPacker {
       esc[c] = 0;
     }
     out.endRow();
-    this.rows++;
   }
 
   private value(kind: CopyKind, buf: Buffer, s: number, e: number, escaped: boolean): void {
@@ -332,5 +329,3 @@ function parseSmallInt(buf: Buffer, s: number, e: number): number | undefined {
   }
   return negative ? -v : v;
 }
-
-export type { PackedBatch };

@@ -145,6 +145,16 @@ export function pgTarget(settings: PostgresSettings): PgTarget {
   return { host, port: port ?? 5432, database: database ?? user, user, ssl };
 }
 
+/** Ends the statement's transaction. A cancel request that arrived late may hit the ROLLBACK itself; once more is enough. */
+async function rollback(client: pg.Client): Promise<void> {
+  try {
+    await client.query('ROLLBACK');
+  } catch (err) {
+    if (errorCodeOf(err) !== '57014') throw err;
+    await client.query('ROLLBACK');
+  }
+}
+
 class PgSource implements BatchSource {
   private cols: Column[] = [];
   private reading = false;
@@ -203,13 +213,7 @@ class PgSource implements BatchSource {
 
   async release(): Promise<void> {
     if (!this.failed && !this.ended) await this.cursor.close();
-    try {
-      await this.client.query('ROLLBACK');
-    } catch (err) {
-      // A cancel request that arrived late may hit the ROLLBACK itself; once more is enough.
-      if (errorCodeOf(err) !== '57014') throw err;
-      await this.client.query('ROLLBACK');
-    }
+    await rollback(this.client);
   }
 }
 
@@ -366,13 +370,7 @@ class PgCopySource implements BatchSource {
         // 57014 (cancelled), as asked
       }
     }
-    try {
-      await this.client.query('ROLLBACK');
-    } catch (err) {
-      // A cancel request that arrived late may hit the ROLLBACK itself; once more is enough.
-      if (errorCodeOf(err) !== '57014') throw err;
-      await this.client.query('ROLLBACK');
-    }
+    await rollback(this.client);
   }
 }
 
@@ -547,11 +545,11 @@ export class PostgresConnector extends BaseConnector {
       client.query(new DescribeStatement(sql, (err, f) => (err ? reject(err) : resolve(f))));
     });
     if (!fields || fields.length === 0) return null;
-    const pg = this.pgModule as typeof import('pg').default;
     const { to } = await import('pg-copy-streams');
+    // bytea through the cursor path's own parser, so both agree on it.
     const packer = new CopyTextPacker(
       fields.map((f) => copyKindOf(f.dataTypeID)),
-      pg.types.getTypeParser(17, 'text') as (text: string) => Uint8Array,
+      (this.types as pg.CustomTypesConfig).getTypeParser(17, 'text') as (text: string) => Uint8Array,
     );
     const stream = client.query(to(`COPY (\n${sql}\n) TO STDOUT`));
     // pg-copy-streams emits its error even when nothing reads yet (a cancel during open): keep it
