@@ -1,3 +1,4 @@
+/// <reference path="./pg-copy-streams.d.ts" />
 /**
  * PostgreSQL (pg + pg-cursor). Read-only by the database: the session starts with
  * `default_transaction_read_only=on` and every statement runs inside
