@@ -30,69 +30,51 @@ const server = {
   user: decodeURIComponent(PG_SERVER.username) || 'postgres',
 };
 const password = decodeURIComponent(PG_SERVER.password);
-const applicationName = uniqueName('ks_contract');
+/** The connector contract's PostgreSQL target; `view` wraps each connector the contract makes. */
+function contractTarget(prefix: string, view: (c: MisConnector) => MisConnector = (c) => c) {
+  const applicationName = uniqueName(prefix);
+  return async () => {
+    const db = await createPgDemo();
+    const settings: PostgresSettings = {
+      ...server,
+      database: db.name,
+      applicationName,
+      misUser: 'svc_keystage',
+    };
+    return {
+      kind: 'postgres' as const,
+      sql: PG_SQL,
+      table: (name: string) => `sims.${name}`,
+      make: () => view(createConnector('postgres', settings, password)),
+      // The local server trusts 127.0.0.1, so a wrong password alone is not refused: an unknown role is.
+      badLogin: () => createConnector('postgres', { ...settings, user: 'ks_no_such_role' }, 'wrong'),
+      unreachable: (pw: string) =>
+        createConnector('postgres', { ...settings, host: '127.0.0.1', port: 1 }, pw),
+      activeStatements: async () => {
+        const rows = await pgExec(
+          `SELECT count(*)::int FROM pg_stat_activity
+            WHERE datname = $1 AND application_name = $2 AND state <> 'idle' AND pid <> pg_backend_pid()`,
+          [db.name, applicationName],
+        );
+        return Number(rows[0]?.[0]);
+      },
+      drop: () => db.drop(),
+    };
+  };
+}
 
-connectorContract('PostgreSQL', async () => {
-  const db = await createPgDemo();
-  const settings: PostgresSettings = {
-    ...server,
-    database: db.name,
-    applicationName,
-    misUser: 'svc_keystage',
-  };
-  return {
-    kind: 'postgres',
-    sql: PG_SQL,
-    table: (name) => `sims.${name}`,
-    make: () => createConnector('postgres', settings, password),
-    // The local server trusts 127.0.0.1, so a wrong password alone is not refused: an unknown role is.
-    badLogin: () => createConnector('postgres', { ...settings, user: 'ks_no_such_role' }, 'wrong'),
-    unreachable: (pw) => createConnector('postgres', { ...settings, host: '127.0.0.1', port: 1 }, pw),
-    activeStatements: async () => {
-      const rows = await pgExec(
-        `SELECT count(*)::int FROM pg_stat_activity
-          WHERE datname = $1 AND application_name = $2 AND state <> 'idle' AND pid <> pg_backend_pid()`,
-        [db.name, applicationName],
-      );
-      return Number(rows[0]?.[0]);
-    },
-    drop: () => db.drop(),
-  };
-});
+connectorContract('PostgreSQL', contractTarget('ks_contract'));
 
 // The same contract through the COPY path: every stream opened with `packed`, its packed rows
-// decoded back (the read-ahead bound is a batch of ~1 MiB of packed rows there).
-const copyApplicationName = uniqueName('ks_copy');
+// decoded back into rows.
 let copyView: ReturnType<typeof packedView> | undefined;
-connectorContract('PostgreSQL (COPY, packed)', async () => {
-  const db = await createPgDemo();
-  const settings: PostgresSettings = {
-    ...server,
-    database: db.name,
-    applicationName: copyApplicationName,
-    misUser: 'svc_keystage',
-  };
-  return {
-    kind: 'postgres',
-    sql: PG_SQL,
-    table: (name) => `sims.${name}`,
-    make: () => {
-      copyView = packedView(createConnector('postgres', settings, password));
-      return copyView;
-    },
-    badLogin: () => createConnector('postgres', { ...settings, user: 'ks_no_such_role' }, 'wrong'),
-    unreachable: (pw) => createConnector('postgres', { ...settings, host: '127.0.0.1', port: 1 }, pw),
-    activeStatements: async () => {
-      const rows = await pgExec(
-        `SELECT count(*)::int FROM pg_stat_activity
-          WHERE datname = $1 AND application_name = $2 AND state <> 'idle' AND pid <> pg_backend_pid()`,
-        [db.name, copyApplicationName],
-      );
-      return Number(rows[0]?.[0]);
-    },
-    drop: () => db.drop(),
-  };
-});
+connectorContract(
+  'PostgreSQL (COPY, packed)',
+  contractTarget('ks_copy', (c) => {
+    copyView = packedView(c);
+    return copyView;
+  }),
+);
 
 describe('PostgreSQL COPY path (packed rows)', () => {
   let db: DemoDatabase;
