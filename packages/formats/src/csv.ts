@@ -69,7 +69,11 @@ export async function* writeCsv(
       if (chunk) yield chunk;
     }
   }
-  if (batch.length > 0) buffer.push(stringify(batch, csvOptions));
+  // The last batch may fill a chunk too: it is handed out, not dropped.
+  if (batch.length > 0) {
+    const chunk = buffer.push(stringify(batch, csvOptions));
+    if (chunk) yield chunk;
+  }
   const rest = buffer.take();
   if (rest) yield rest;
 }

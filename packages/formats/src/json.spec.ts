@@ -296,3 +296,50 @@ describe('a full load from InsertRows', () => {
     expect(csv.split('\r\n')).toHaveLength(5); // header, three rows, the final line end
   });
 });
+
+describe('no chunk is dropped at the end of a stream', () => {
+  const people = {
+    name: 'people',
+    columns: [
+      { name: 'id', type: 'integer' as const },
+      { name: 'name', type: 'string' as const },
+    ],
+    key: ['id'],
+  };
+  const inserts = (n: number, pad = 0): Change[] =>
+    Array.from({ length: n }, (_, i) => ({
+      op: 'insert' as const,
+      key: { id: i },
+      row: { id: i, name: `Person ${i} ${'x'.repeat(i === 0 ? pad : 20)}` },
+    }));
+
+  it('CSV keeps every row when the last batch fills a chunk (a 3,000-row change set came out with 1,535)', async () => {
+    for (const n of [255, 256, 257, 2_000, 3_000, 3_001]) {
+      const data = inserts(n);
+      const csv = await readAll(
+        encodeCsv({ metadata: metadataFor(people, { counts: countsOf(data) }), changes: streamOf(data) }),
+      );
+      const lines = csv.split('\r\n');
+      expect(lines, `${n} rows`).toHaveLength(n + 2);
+      expect(lines[n]).toMatch(new RegExp(`^insert,${n - 1},`));
+    }
+  });
+
+  it('JSON and NDJSON keep their last bytes when the closing text completes a chunk', async () => {
+    for (const encode of [encodeJson, encodeNdjson]) {
+      const data = inserts(300);
+      const meta = metadataFor(people, { counts: countsOf(data) });
+      const whole = (await readAll(encode({ metadata: meta, changes: streamOf(data) }))).length;
+      // Pad the first row so that the text before the closing `\n]}\n` (JSON) or the last line
+      // (NDJSON) ends just short of a chunk (64 Ki characters).
+      for (const short of [1, 2, 3]) {
+        const tail = encode === encodeJson ? 4 : 1;
+        const padded = inserts(300, 65_536 - short - (whole - tail));
+        const text = await readAll(encode({ metadata: meta, changes: streamOf(padded) }));
+        expect(text.length, `${encode.name} ${short}`).toBe(65_536 - short + tail);
+        if (encode === encodeJson) expect(JSON.parse(text).changes).toHaveLength(300);
+        else expect(text.trim().split('\n')).toHaveLength(301);
+      }
+    }
+  });
+});

@@ -84,7 +84,9 @@ export function encodeNdjson(changeSet: ChangeSet): AsyncIterable<Buffer> {
       return;
     }
     const buffer = new ChunkBuffer();
-    buffer.push(header);
+    // Every push may complete a chunk, the header's and the last one's too: none is dropped.
+    const first = buffer.push(header);
+    if (first) yield first;
     for await (const change of changes) {
       const chunk = buffer.push(`${changeJson(checker.check(change))}\n`);
       if (chunk) yield chunk;
@@ -128,7 +130,8 @@ export function encodeJson(changeSet: ChangeSet): AsyncIterable<Buffer> {
       return;
     }
     const buffer = new ChunkBuffer();
-    buffer.push(header);
+    const first = buffer.push(header);
+    if (first) yield first;
     let separator = '\n';
     for await (const change of changes) {
       const chunk = buffer.push(`${separator}${changeJson(checker.check(change))}`);
@@ -136,7 +139,8 @@ export function encodeJson(changeSet: ChangeSet): AsyncIterable<Buffer> {
       if (chunk) yield chunk;
     }
     checker.finish();
-    buffer.push(separator === '\n' ? ']}\n' : '\n]}\n');
+    const last = buffer.push(separator === '\n' ? ']}\n' : '\n]}\n');
+    if (last) yield last;
     const rest = buffer.take();
     if (rest) yield rest;
   })();
