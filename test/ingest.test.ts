@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -12,6 +12,7 @@ import {
 } from '@keystage/crypto';
 import { libraryDocumentText } from '@keystage/extract-spec';
 import type { Message } from '@keystage/protocol';
+import { ResultEncoder } from '@keystage/result-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PlatformKeysService } from '../apps/cloud/src/agents/platform-keys.service.js';
 import { AgreementsService } from '../apps/cloud/src/agreements/agreements.service.js';
@@ -24,6 +25,7 @@ import { ResultStore } from '../apps/cloud/src/results/result-store.js';
 import { RunMessages } from '../apps/cloud/src/runs/run-messages.js';
 import { RunSweeper } from '../apps/cloud/src/runs/run-sweeper.js';
 import { RunsRepository } from '../apps/cloud/src/runs/runs.repository.js';
+import { SnapshotPrebuilds } from '../apps/cloud/src/runs/snapshot-prebuilds.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { json } from './support/http.js';
 import { uniquePrefix } from './support/process.js';
@@ -36,6 +38,7 @@ let db: TestDatabase;
 let server: RunningServer;
 let prisma: PrismaProvider['client'];
 const objectsDir = mkdtempSync(join(tmpdir(), 'ks-ingest-objects-'));
+const workDir = mkdtempSync(join(tmpdir(), 'ks-ingest-work-'));
 let agentId: string;
 let schoolId: string;
 let partnerA: string;
@@ -53,6 +56,7 @@ beforeAll(async () => {
       LOG_LEVEL: process.env.KS_LOG ?? 'silent',
       REDIS_PREFIX: uniquePrefix('ingest'),
       OBJECT_STORE_DIR: objectsDir,
+      WORK_DIR: workDir,
       RUN_SWEEP_INTERVAL_MS: '60000',
     }),
   );
@@ -78,7 +82,7 @@ afterAll(async () => {
 });
 
 /** A run of the library extract at the school, its first dataset accepted with `dataKey`. */
-async function acceptedJob(dataKey: Buffer) {
+async function acceptedJob(dataKey: Buffer, options: { resync?: boolean } = {}) {
   const version = await server.app
     .get(ExtractsService)
     .publish(partnerA, libraryDocumentText('school-library'), SYSTEM);
@@ -95,7 +99,14 @@ async function acceptedJob(dataKey: Buffer) {
     SYSTEM,
   );
   await agreements.approve(schoolId, asked.id, 'ok', SYSTEM).catch(() => undefined);
-  return runningJob({ schoolId, agentId, agreementId: asked.id, extractVersionId: version.id, dataKey });
+  return runningJob({
+    schoolId,
+    agentId,
+    agreementId: asked.id,
+    extractVersionId: version.id,
+    dataKey,
+    ...options,
+  });
 }
 
 /** A RUNNING manual run with its `pupils` dataset accepted by `agentId` with `dataKey`. */
@@ -106,6 +117,7 @@ async function runningJob(o: {
   extractVersionId: string;
   dataKey: Buffer;
   reuseJobId?: string;
+  resync?: boolean;
 }) {
   const jobId = randomUUID();
   const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
@@ -119,6 +131,7 @@ async function runningJob(o: {
       trigger: 'MANUAL',
       state: 'RUNNING',
       paramsHash: 'a'.repeat(64),
+      resync: o.resync ?? false,
       dueAt: new Date(),
       deadlineAt: new Date(Date.now() + 3600_000),
       jobs: {
@@ -296,6 +309,193 @@ describe('chunk ingest', () => {
     });
     expect(replies).toEqual([{ type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 0 }) }]);
     expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).state).toBe('RUNNING');
+  });
+});
+
+// A result as the agent sends it, for the tests of what processing makes of one.
+// The library's `pupils` dataset, keyed by (pupil_id, admission_date).
+const columns = [
+  'pupil_id',
+  'admission_number',
+  'forename',
+  'surname',
+  'year_group',
+  'reg_group',
+  'house',
+  'admission_date',
+  'leaving_date',
+];
+const rows = Array.from({ length: 3000 }, (_, i) => [
+  i + 1,
+  `A${String(i).padStart(5, '0')}`,
+  `Forename ${i}`,
+  `Surname, "${i}"`,
+  `Year ${7 + (i % 5)}`,
+  i % 7 === 0 ? null : `${7 + (i % 5)}X`,
+  null,
+  '2024-09-04',
+  i % 11 === 0 ? '2025-07-18' : null,
+]);
+
+/** The result of `rows` as the agent would send it, in small chunks (many of them). */
+function encode(jobId: string, dataKey: Buffer) {
+  const encoder = new ResultEncoder({ runId: jobId, dataKey, columns, targetChunkBytes: 8 * 1024 });
+  const chunks = rows.flatMap((r) => encoder.push(r));
+  const { chunks: last, summary } = encoder.finish();
+  return { chunks: [...chunks, ...last], summary };
+}
+
+async function sendAll(jobId: string, chunks: ReturnType<typeof encode>['chunks'], from = 0) {
+  for (const c of chunks.slice(from)) {
+    const replies = await send('chunk', chunk(jobId, c.seq, c.bytes));
+    expect(replies[0]).toMatchObject({ type: 'chunk.ack', body: { nextSeq: c.seq + 1 } });
+  }
+}
+
+async function complete(jobId: string, summary: ReturnType<typeof encode>['summary']) {
+  const now = new Date().toISOString();
+  await send('run.complete', {
+    runId: jobId,
+    ...summary,
+    startedAt: now,
+    finishedAt: now,
+    timings: { queryMs: 1, streamMs: 1, totalMs: 2 },
+  });
+}
+
+/** Waits for the run to be processed; its `run.processed` audit details. */
+async function processed(runId: string) {
+  for (let i = 0; i < 200; i++) {
+    const event = await prisma.auditEvent.findFirst({
+      where: { targetId: runId, action: 'run.processed' },
+    });
+    if (event) return event.details as { decodedAhead: number };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`run ${runId} was not processed`);
+}
+
+/** The run's change set as the partner reads it. */
+async function content(runId: string) {
+  const d = await prisma.delivery.findFirstOrThrow({ where: { runId } });
+  expect(d.contentEncoding).toBe('snapshot');
+  const parts: Buffer[] = [];
+  const stream = await server.app.get(ResultStore).getContent(schoolId, d.objectKey, d.contentEncoding);
+  for await (const part of stream) parts.push(part as Buffer);
+  const lines = Buffer.concat(parts).toString('utf8').trim().split('\n');
+  // Rows in key order, each with its values (the header line names the columns).
+  expect(lines.length).toBe(rows.length + 1);
+  return lines;
+}
+
+const aheadDirs = () => readdirSync(workDir).filter((d) => d.startsWith('ahead-'));
+
+describe('decoding ahead', () => {
+  it('builds the snapshot while the chunks arrive: processing only finishes it, with the same rows as decoding the stored chunks', async () => {
+    const keyA = generateDataKey();
+    const a = await acceptedJob(keyA, { resync: true });
+    const sentA = encode(a.jobId, keyA);
+    expect(sentA.chunks.length).toBeGreaterThan(10);
+    await sendAll(a.jobId, sentA.chunks);
+    expect(aheadDirs()).toHaveLength(1);
+    await complete(a.jobId, sentA.summary);
+    expect((await processed(a.runId)).decodedAhead).toBe(1);
+    const linesA = await content(a.runId);
+    expect(linesA.slice(1).map((l) => l.split(',')[1])).toEqual(rows.map((r) => String(r[0])));
+
+    // The same rows with the head start dropped halfway: processing decodes the stored chunks.
+    const keyB = generateDataKey();
+    const b = await acceptedJob(keyB, { resync: true });
+    const sentB = encode(b.jobId, keyB);
+    const half = Math.floor(sentB.chunks.length / 2);
+    await sendAll(b.jobId, sentB.chunks.slice(0, half));
+    server.app.get(SnapshotPrebuilds).release(b.jobId);
+    await sendAll(b.jobId, sentB.chunks, half);
+    await complete(b.jobId, sentB.summary);
+    expect((await processed(b.runId)).decodedAhead).toBe(0);
+    expect(await content(b.runId)).toEqual(linesA);
+    expect(aheadDirs()).toHaveLength(0);
+  });
+
+  it('starts over when the agent restarts the upload under a new key, and leaves nothing behind for an upload that fails', async () => {
+    const first = generateDataKey();
+    const { jobId, runId } = await acceptedJob(first, { resync: true });
+    await sendAll(jobId, encode(jobId, first).chunks.slice(0, 3));
+    // The agent restarted and accepted the job again with a new data key.
+    const second = generateDataKey();
+    const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
+    await prisma.runJob.update({
+      where: { id: jobId },
+      data: {
+        nextSeq: 0,
+        wrappedKey: wrapKeyForRecipient(second, resultKey.publicKey, jobId).toString('base64'),
+      },
+    });
+    const sent = encode(jobId, second);
+    await sendAll(jobId, sent.chunks);
+    await complete(jobId, sent.summary);
+    expect((await processed(runId)).decodedAhead).toBe(1);
+    expect(await content(runId)).toHaveLength(rows.length + 1);
+
+    const key = generateDataKey();
+    const failing = await acceptedJob(key, { resync: true });
+    await sendAll(failing.jobId, encode(failing.jobId, key).chunks.slice(0, 4));
+    expect(aheadDirs()).toHaveLength(1);
+    await send('run.failed', {
+      runId: failing.jobId,
+      code: 'mis.unavailable',
+      message: 'the MIS went away',
+      retryable: false,
+    });
+    for (let i = 0; i < 50 && aheadDirs().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(aheadDirs()).toHaveLength(0);
+  });
+});
+
+describe('full loads kept as their snapshots', () => {
+  /** A full load of `rows` through the gateway, processed; its run, job and snapshot key. */
+  async function fullLoad() {
+    const key = generateDataKey();
+    const { jobId, runId } = await acceptedJob(key, { resync: true });
+    const sent = encode(jobId, key);
+    await sendAll(jobId, sent.chunks);
+    await complete(jobId, sent.summary);
+    await processed(runId);
+    const state = await prisma.deltaState.findFirstOrThrow({ where: { runId } });
+    return { runId, snapshotKey: state.snapshotKey };
+  }
+  const stored = (key: string) => filesUnder(objectsDir).some((f) => f.endsWith(key));
+
+  it('keeps a full load’s snapshot while its change set can be read, then deletes it with the run’s other data', async () => {
+    const a = await fullLoad();
+    const delivery = await prisma.delivery.findFirstOrThrow({ where: { runId: a.runId } });
+    expect(delivery).toMatchObject({ contentEncoding: 'snapshot', byteSize: null, insertCount: rows.length });
+    // Read in full once: its size is known from then on.
+    await fetch(`${server.url}/partners/${partnerA}/deliveries/${delivery.id}/content`, {
+      headers: { 'x-api-key': keyA },
+    }).then((r) => r.text());
+    await expect
+      .poll(async () => (await prisma.delivery.findUniqueOrThrow({ where: { id: delivery.id } })).byteSize)
+      .toBeGreaterThan(100_000n);
+    // A later full load moves the delta on; the first one's change set still reads the same.
+    const b = await fullLoad();
+    expect(b.snapshotKey).not.toBe(a.snapshotKey);
+    expect(stored(a.snapshotKey)).toBe(true);
+    expect(await content(a.runId)).toEqual(await content(b.runId));
+    // Its retention passes: the change set and the snapshot behind it go (audited with the rest).
+    const sweeper = server.app.get(RunSweeper);
+    await prisma.run.updateMany({
+      where: { id: { in: [a.runId, b.runId] } },
+      data: { state: 'DELIVERED', finishedAt: new Date(Date.now() - 8 * 86_400_000) },
+    });
+    await sweeper.purgeExpired();
+    expect(stored(a.snapshotKey)).toBe(false);
+    expect(filesUnder(objectsDir).filter((f) => f.includes(a.runId))).toHaveLength(0);
+    const audit = await prisma.auditEvent.findFirst({ where: { targetId: a.runId, action: 'data.deleted' } });
+    const details = audit?.details as { objects: number } | undefined;
+    expect(details?.objects).toBeGreaterThanOrEqual(2);
+    // The newer one's snapshot is the delta state's: its change set goes, the snapshot stays.
+    expect(stored(b.snapshotKey)).toBe(true);
   });
 });
 

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decrypt, deriveKey, encrypt } from '@keystage/crypto';
 import { generateWebhookSecret, WebhookHeader } from '@keystage/formats';
@@ -49,12 +49,12 @@ const DELIVERY_SELECT = {
 type DeliveryRow = {
   id: string;
   seq: bigint;
-  byteSize: bigint;
+  byteSize: bigint | null;
   [k: string]: unknown;
 };
 
 export function deliveryView<T extends DeliveryRow>(d: T) {
-  return { ...d, seq: Number(d.seq), byteSize: Number(d.byteSize) };
+  return { ...d, seq: Number(d.seq), byteSize: d.byteSize === null ? null : Number(d.byteSize) };
 }
 
 /**
@@ -106,10 +106,7 @@ export class DeliveryService {
         await mkdir(dir, { recursive: true, mode: 0o700 });
         const name = `${d.createdAt.toISOString().replace(/[:.]/g, '-')}-${d.idempotencyKey}.${extension(d.format, d.contentType)}`;
         const tmp = join(dir, `.${name}.partial`);
-        await pipeline(
-          await this.results.getContent(d.schoolId, d.objectKey, d.contentEncoding),
-          createWriteStream(tmp, { mode: 0o600 }),
-        );
+        await pipeline(await this.contentOf(d), createWriteStream(tmp, { mode: 0o600 }));
         await rename(tmp, join(dir, name)).catch(async (err) => {
           await rm(tmp, { force: true });
           throw err;
@@ -183,7 +180,7 @@ export class DeliveryService {
         inserts: d.insertCount,
         updates: d.updateCount,
         deletes: d.deleteCount,
-        bytes: Number(d.byteSize),
+        bytes: d.byteSize === null ? null : Number(d.byteSize),
       },
     });
     await this.completeRun(d.runId);
@@ -198,6 +195,7 @@ export class DeliveryService {
       idempotencyKey: string;
       contentType: string;
       contentEncoding: string | null;
+      byteSize: bigint | null;
     },
     url: string,
     secret: string,
@@ -205,7 +203,7 @@ export class DeliveryService {
     // The signature needs the whole body first: stream it once through the HMAC, once to the wire.
     const timestamp = Math.floor(Date.now() / 1000);
     const hmac = createHmac('sha256', secret).update(`${timestamp}.`);
-    const content = () => this.results.getContent(d.schoolId, d.objectKey, d.contentEncoding);
+    const content = () => this.contentOf(d);
     for await (const part of await content()) hmac.update(part as Buffer);
     const body = Readable.toWeb(await content()) as ReadableStream;
     const res = await fetch(url, {
@@ -224,6 +222,39 @@ export class DeliveryService {
     } as RequestInit);
     await res.body?.cancel().catch(() => undefined);
     if (res.status < 200 || res.status >= 300) throw new Error(`the webhook answered HTTP ${res.status}`);
+  }
+
+  /**
+   * A change set's content as delivered. One kept as its snapshot (a full load) is written out as it
+   * is read: its size is recorded the first time it is read to the end.
+   */
+  private async contentOf(d: {
+    id: string;
+    schoolId: string;
+    objectKey: string;
+    contentEncoding: string | null;
+    byteSize: bigint | null;
+  }): Promise<Readable> {
+    const content = await this.results.getContent(d.schoolId, d.objectKey, d.contentEncoding);
+    if (d.byteSize !== null) return content;
+    let size = 0;
+    const prisma = this.prisma.client;
+    const counted = new Transform({
+      transform(part: Buffer, _enc, done) {
+        size += part.length;
+        done(null, part);
+      },
+      flush(done) {
+        prisma.delivery
+          .updateMany({ where: { id: d.id, byteSize: null }, data: { byteSize: BigInt(size) } })
+          .then(
+            () => done(),
+            () => done(),
+          );
+      },
+    });
+    pipeline(content, counted).catch(() => undefined);
+    return counted;
   }
 
   /** A processed run whose change sets are all delivered (or discarded) is delivered. */
@@ -320,12 +351,12 @@ export class DeliveryService {
       schoolId: d.schoolId,
       targetType: 'delivery',
       targetId: d.id,
-      details: { bytes: Number(d.byteSize) },
+      details: { bytes: d.byteSize === null ? null : Number(d.byteSize) },
     });
     return {
       contentType: d.contentType,
       idempotencyKey: d.idempotencyKey,
-      stream: await this.results.getContent(d.schoolId, d.objectKey, d.contentEncoding),
+      stream: await this.contentOf(d),
     };
   }
 

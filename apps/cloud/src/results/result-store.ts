@@ -1,14 +1,21 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGunzip, createGzip } from 'node:zlib';
 import { deriveKey } from '@keystage/crypto';
+import { encodeFiles } from '@keystage/formats';
 import { EncryptedObjectStore, type ObjectBody, objectStoreFromEnv } from '@keystage/object-store';
 import { Inject, Injectable } from '@nestjs/common';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
+import {
+  changeSetOf,
+  parseSnapshotChangeSet,
+  SNAPSHOT_ENCODING,
+  type SnapshotChangeSet,
+} from './change-sets.js';
 
 const pad = (n: number) => String(n).padStart(9, '0');
 /**
@@ -29,8 +36,10 @@ const DOWNLOAD_BUFFER_BYTES = 4 * 1024 * 1024;
 @Injectable()
 export class ResultStore {
   readonly objects: EncryptedObjectStore;
+  private readonly workDir: string;
 
   constructor(@Inject(CLOUD_CONFIG) config: CloudConfig) {
+    this.workDir = config.workDir;
     const inner = objectStoreFromEnv(config.objectStore.env as NodeJS.ProcessEnv);
     const masterKey = deriveKey(Buffer.from(config.secret, 'utf8'), 'object-store/master');
     this.objects = new EncryptedObjectStore(inner, { masterKey, segmentSize: SEGMENT_BYTES });
@@ -75,8 +84,12 @@ export class ResultStore {
     return size;
   }
 
-  /** A stored change set's content, uncompressed (`encoding`: how it was stored, `gzip` or none). */
+  /**
+   * A stored change set's content as delivered (`encoding`: how it was stored — `gzip`, none, or
+   * `snapshot`: a full load kept as its snapshot, whose text is written as it is read).
+   */
   async getContent(schoolId: string, key: string, encoding: string | null): Promise<Readable> {
+    if (encoding === SNAPSHOT_ENCODING) return this.renderSnapshotChangeSet(schoolId, key);
     const stored = await this.objects.get(schoolId, key);
     if (encoding === null) return stored;
     if (encoding !== 'gzip') throw new Error(`unknown content encoding ${encoding}`);
@@ -84,6 +97,36 @@ export class ResultStore {
     // A reader that stops early (or an error on either side) tears down both streams.
     pipeline(stored, gunzip).catch(() => undefined);
     return gunzip;
+  }
+
+  /** Stores a full load's change set as where its rows are (see {@link SnapshotChangeSet}). */
+  async putSnapshotChangeSet(schoolId: string, key: string, changeSet: SnapshotChangeSet): Promise<void> {
+    await this.objects.put(schoolId, key, Buffer.from(JSON.stringify(changeSet), 'utf8'));
+  }
+
+  /**
+   * The text of a change set kept as its snapshot: the snapshot is decrypted into a work file and
+   * written in the change set's format as the stream is read (the file goes when the stream ends,
+   * fails or is destroyed).
+   */
+  private async renderSnapshotChangeSet(schoolId: string, key: string): Promise<Readable> {
+    const stored = parseSnapshotChangeSet(await this.getBuffer(schoolId, key));
+    await mkdir(this.workDir, { recursive: true, mode: 0o700 });
+    const dir = await mkdtemp(join(this.workDir, 'render-'));
+    const cleanup = () => rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    try {
+      const path = join(dir, 'snapshot.ksnap');
+      await this.download(schoolId, stored.snapshotKey, path);
+      const [file] = encodeFiles(stored.format, [
+        changeSetOf(stored.dataset, stored.metadata, path, undefined),
+      ]);
+      const out = Readable.from(file!.content, { objectMode: false });
+      out.once('close', () => void cleanup());
+      return out;
+    } catch (error) {
+      await cleanup();
+      throw error;
+    }
   }
 
   /** Stores a local file (which must not change meanwhile). */

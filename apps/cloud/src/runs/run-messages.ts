@@ -16,6 +16,7 @@ import { RunDispatcher } from './run-dispatcher.js';
 import { RunLifecycle } from './run-lifecycle.js';
 import { RunQueue } from './run-queue.js';
 import { type RunJobRow, RunsRepository, type UploadJobRow } from './runs.repository.js';
+import { SnapshotPrebuilds } from './snapshot-prebuilds.js';
 
 /** Rejections worth offering again later (the agent was busy, expired in transit, no session). */
 const RETRY_REJECTS = new Set<string>([JobRejectCode.Expired, JobRejectCode.NotYetValid]);
@@ -41,6 +42,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     private readonly queue: RunQueue,
     private readonly results: ResultStore,
     private readonly platformKeys: PlatformKeysService,
+    private readonly prebuilds: SnapshotPrebuilds,
     private readonly logger: PinoLogger,
     @Inject(CLOUD_CONFIG) private readonly config: CloudConfig,
   ) {
@@ -161,6 +163,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
         errorMessage: `chunk ${body.seq} did not authenticate`,
       });
       reply('job.cancel', { runId: job.id, reason: 'a chunk did not authenticate' });
+      this.prebuilds.release(job.id);
       const run = await this.repo.find(job.runId);
       if (!run) return;
       await this.lifecycle.failOrRetry(run, {
@@ -174,6 +177,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     const stored = await this.repo.advanceUpload(job.id, job.wrappedKey!, body.seq, sha256Hex(plaintext));
     if (stored) job.nextSeq = body.seq + 1;
     this.ack(job, job.nextSeq, reply);
+    if (stored) this.prebuilds.offer({ ...job, wrappedKey: job.wrappedKey! }, body.seq, bytes, dataKey);
   }
 
   /**
@@ -245,6 +249,9 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     );
     if (stored) job.nextSeq = body.seq + 1;
     this.ack(job, job.nextSeq, reply);
+    // Decoding ahead is for results that arrive: one whose chunks are reused is most likely the
+    // last one again (processing then needs no snapshot at all).
+    if (stored) this.prebuilds.release(job.id);
   }
 
   /** The data key of a job (this one, or a reuse source), unwrapped with the active result key. */
@@ -380,6 +387,7 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     body: { code: string; message: string; retryable: boolean },
     reply: AgentReply,
   ): Promise<void> {
+    this.prebuilds.release(job.id);
     if (job.state === 'RUNNING' || job.state === 'OFFERED') {
       await this.repo.transitionJob(job.id, ['RUNNING', 'OFFERED'], 'FAILED', {
         errorCode: body.code,

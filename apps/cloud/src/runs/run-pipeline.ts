@@ -3,26 +3,9 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { unwrapKeyForRecipient } from '@keystage/crypto';
 import type { DeliverySink, Prisma } from '@keystage/db';
-import {
-  type Change as DeltaChange,
-  type DeltaValue,
-  DuplicateKeyError,
-  diffSnapshots,
-  holdDecision,
-  SnapshotBuilder,
-  SnapshotJsonRows,
-  summariseDiff,
-} from '@keystage/delta';
+import { DuplicateKeyError, holdDecision, summariseDiff } from '@keystage/delta';
 import type { Dataset, ExtractDocument } from '@keystage/extract-spec';
-import {
-  type Change,
-  type ChangeSet,
-  encodeFiles,
-  encoderFor,
-  type InsertRows,
-  type Value,
-} from '@keystage/formats';
-import { ResultDecoder } from '@keystage/result-stream';
+import { type ChangeSet, encodeFiles, encoderFor } from '@keystage/formats';
 import { Inject, Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { PlatformKeysService } from '../agents/platform-keys.service.js';
@@ -31,15 +14,15 @@ import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { PrismaProvider } from '../database/prisma.provider.js';
 import { DeliveryQueue } from '../deliveries/delivery-queue.js';
+import { changeSetOf, SNAPSHOT_ENCODING, snapshotChangeSet } from '../results/change-sets.js';
 import { ResultStore } from '../results/result-store.js';
 import { RunLifecycle } from './run-lifecycle.js';
 import { type RunRow, RunsRepository } from './runs.repository.js';
+import { SnapshotDecoding, type UploadSummary } from './snapshot-decoding.js';
+import { SnapshotPrebuilds } from './snapshot-prebuilds.js';
 
 /** Stored chunks read ahead of the one being decoded, so that reading overlaps decoding. */
 const READ_AHEAD = 4;
-
-/** The synthetic key of a dataset without key columns. */
-const ROW_NUMBER = '__row';
 
 const SINKS: Record<string, DeliverySink> = { webhook: 'WEBHOOK', pull: 'PULL', file: 'FILE' };
 
@@ -81,6 +64,7 @@ export class RunPipeline {
     private readonly platformKeys: PlatformKeysService,
     private readonly deliveries: DeliveryQueue,
     private readonly audit: AuditService,
+    private readonly prebuilds: SnapshotPrebuilds,
     private readonly logger: PinoLogger,
     @Inject(CLOUD_CONFIG) private readonly config: CloudConfig,
   ) {
@@ -108,6 +92,9 @@ export class RunPipeline {
     });
     await mkdir(this.config.workDir, { recursive: true, mode: 0o700 });
     const work = await mkdtemp(join(this.config.workDir, 'run-'));
+    /** Work directories of snapshots decoded ahead, taken over by this processing. */
+    const disposers: (() => Promise<void>)[] = [];
+    const jobIds: string[] = [];
     try {
       const wrapping = await this.platformKeys.active('result-wrapping');
       /**
@@ -115,11 +102,14 @@ export class RunPipeline {
        * snapshots runs alongside the encoding: `storeMs` is only what is left to wait for after it.
        */
       const timings = { decodeMs: 0, deltaMs: 0, encodeMs: 0, storeMs: 0 };
+      let decodedAhead = 0;
       const outcomes: DatasetOutcome[] = [];
-      for (const job of await this.prisma.client.runJob.findMany({
+      const jobs = await this.prisma.client.runJob.findMany({
         where: { runId: run.id },
         orderBy: { position: 'asc' },
-      })) {
+      });
+      jobIds.push(...jobs.map((j) => j.id));
+      for (const job of jobs) {
         const dataset = doc.datasets.find((d) => d.name === job.datasetName);
         if (!dataset || job.state !== 'UPLOADED' || !job.wrappedKey) {
           throw new Error(`dataset ${job.datasetName} is not uploaded`);
@@ -152,8 +142,9 @@ export class RunPipeline {
           job.id,
         );
         t = performance.now();
-        const current = await this.snapshot(run, job, dataset, dataKey, work);
+        const current = await this.snapshot(run, job, dataset, dataKey, work, disposers);
         timings.decodeMs += performance.now() - t;
+        if ('ahead' in current) decodedAhead++;
         if ('error' in current) {
           await this.lifecycle.move(run.id, ['UPLOADED'], 'FAILED', {
             errorCode: current.code,
@@ -180,24 +171,16 @@ export class RunPipeline {
         const format = encoderFor(doc.delivery.format);
         const sink = SINKS[doc.delivery.target] ?? 'PULL';
         const createdAt = new Date();
-        const changeSets = outcomes
-          .filter((o) => !o.skipped && o.counts.inserts + o.counts.updates + o.counts.deletes > 0)
-          .map((o) => this.changeSet(run, o, doc, version, school, createdAt));
-        const upload = async (
-          name: string,
+        const changed = outcomes.filter(
+          (o) => !o.skipped && o.counts.inserts + o.counts.updates + o.counts.deletes > 0,
+        );
+        const record = (
+          key: string,
           datasetName: string | null,
-          cs: ChangeSet[],
           contentType: string,
+          contentEncoding: string,
+          size: number | null,
         ) => {
-          const files = encodeFiles(doc.delivery.format, cs);
-          const key = this.results.changeSetKey(run.id, name);
-          let size = 0;
-          if (format.kind === 'files') {
-            // A whole-run format (OneRoster): one JSON bundle of its files.
-            size = await this.results.putCompressed(run.schoolId, key, bundle(files));
-          } else {
-            size = await this.results.putCompressed(run.schoolId, key, files[0]!.content);
-          }
           const outcome = outcomes.filter((o) => datasetName === null || o.dataset.name === datasetName);
           const hold = outcome.map((o) => o.hold).filter(Boolean);
           records.push({
@@ -213,8 +196,8 @@ export class RunPipeline {
             idempotencyKey: `${run.id}.${datasetName ?? 'all'}`,
             objectKey: key,
             contentType,
-            contentEncoding: 'gzip',
-            byteSize: BigInt(size),
+            contentEncoding,
+            byteSize: size === null ? null : BigInt(size),
             fullLoad: outcome.every((o) => o.fullLoad),
             insertCount: outcome.reduce((n, o) => n + o.counts.inserts, 0),
             updateCount: outcome.reduce((n, o) => n + o.counts.updates, 0),
@@ -222,17 +205,27 @@ export class RunPipeline {
           });
         };
         const encodeStarted = performance.now();
-        if (changeSets.length > 0) {
-          if (format.kind === 'files') {
-            await upload('bundle.json', null, changeSets, 'application/json');
-          } else {
-            for (const cs of changeSets) {
-              await upload(
-                `${cs.metadata.dataset.name}.${format.fileExtension}`,
-                cs.metadata.dataset.name,
-                [cs],
-                format.contentType,
-              );
+        if (changed.length > 0 && format.kind === 'files') {
+          // A whole-run format (OneRoster): one JSON bundle of its files.
+          const changeSets = changed.map((o) => this.changeSet(run, o, doc, version, school, createdAt));
+          const key = this.results.changeSetKey(run.id, 'bundle.json');
+          const files = encodeFiles(doc.delivery.format, changeSets);
+          const size = await this.results.putCompressed(run.schoolId, key, bundle(files));
+          record(key, null, 'application/json', 'gzip', size);
+        } else if (format.kind !== 'files') {
+          for (const o of changed) {
+            const cs = this.changeSet(run, o, doc, version, school, createdAt);
+            const name = o.dataset.name;
+            const key = this.results.changeSetKey(run.id, `${name}.${format.fileExtension}`);
+            if (o.fullLoad) {
+              // Every row of the snapshot, which is stored anyway: written out when it is read.
+              const stored = snapshotChangeSet(o.snapshotKey, doc.delivery.format, o.dataset, cs.metadata);
+              await this.results.putSnapshotChangeSet(run.schoolId, key, stored);
+              record(key, name, format.contentType, SNAPSHOT_ENCODING, null);
+            } else {
+              const [file] = encodeFiles(doc.delivery.format, [cs]);
+              const size = await this.results.putCompressed(run.schoolId, key, file!.content);
+              record(key, name, format.contentType, 'gzip', size);
             }
           }
         }
@@ -309,6 +302,8 @@ export class RunPipeline {
       if (processed) {
         await this.lifecycle.recordCurrent(processed, undefined, {
           timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])),
+          // Datasets whose snapshot was decoded while their chunks arrived (SnapshotPrebuilds).
+          decodedAhead,
         });
       }
       for (const r of records) {
@@ -327,39 +322,43 @@ export class RunPipeline {
           });
         }
       }
-      await this.cleanupOldSnapshots(run, outcomes);
+      await this.cleanupOldSnapshots(run, version.extractId, outcomes);
     } finally {
       await rm(work, { recursive: true, force: true });
+      for (const dispose of disposers) await dispose().catch(() => undefined);
+      // A job processing did not take (reused, superseded, failed) leaves nothing decoded ahead.
+      for (const id of jobIds) this.prebuilds.release(id);
     }
   }
 
-  /** Decodes and verifies one dataset's chunks into a sorted snapshot file. */
+  /**
+   * Decodes and verifies one dataset's chunks into a sorted snapshot file — or finishes the one this
+   * node decoded while the chunks arrived, when it took them all (and decodes the stored chunks if
+   * that does not check out).
+   */
   private async snapshot(
     run: RunRow,
-    job: {
-      id: string;
-      chunkCount: number | null;
-      rowCount: number | null;
-      byteCount: bigint | null;
-      resultSha256: string | null;
-    },
+    job: UploadSummary & { id: string; wrappedKey: string | null },
     dataset: Dataset,
     dataKey: Buffer,
     work: string,
-  ): Promise<{ path: string; rowCount: number } | { error: string; code: string }> {
-    const decoder = new ResultDecoder({ runId: job.id, dataKey });
-    const columns = dataset.columns.map((c) => c.name);
-    // A dataset without key columns is sent whole every run: rows are keyed by their position.
-    const keyless = !dataset.key;
-    const builder = new SnapshotBuilder({
-      columns: keyless ? [...columns, ROW_NUMBER] : columns,
-      keyColumns: dataset.key ?? [ROW_NUMBER],
-      tempDir: work,
-      path: join(work, `${job.id}.ksnap`),
-    });
-    /** For each snapshot column, its column in the result (-1: the row number of a keyless dataset). */
-    let select: number[] | undefined;
+    disposers: (() => Promise<void>)[],
+  ): Promise<{ path: string; rowCount: number; ahead?: true } | { error: string; code: string }> {
     const chunkCount = job.chunkCount ?? 0;
+    const ahead = await this.prebuilds.take(job.id, job.wrappedKey ?? '', chunkCount);
+    if (ahead) {
+      disposers.push(ahead.dispose);
+      try {
+        return { ...(await ahead.decoding.finish(job)), ahead: true };
+      } catch (err) {
+        this.logger.info(
+          { runId: run.id, dataset: dataset.name, code: (err as { code?: string }).code },
+          'the snapshot decoded ahead does not check out; decoding the stored chunks',
+        );
+        await ahead.decoding.abort();
+      }
+    }
+    const decoding = new SnapshotDecoding(job.id, dataset, dataKey, work);
     const reads: Promise<Buffer>[] = [];
     const read = (seq: number) => {
       const bytes = this.results.getBuffer(run.schoolId, this.results.chunkKey(run.id, job.id, seq));
@@ -371,34 +370,11 @@ export class RunPipeline {
       for (let seq = 0; seq < chunkCount; seq++) {
         while (reads.length < READ_AHEAD && seq + reads.length < chunkCount)
           reads.push(read(seq + reads.length));
-        const bytes = await reads.shift()!;
-        // Checked against the agent's sha256 at ingest, and stored encrypted since.
-        const opened = decoder.openCells(seq, bytes);
-        if (opened.status !== 'opened') continue;
-        if (opened.columns) {
-          const order = columns.map((name) => opened.columns!.indexOf(name));
-          const missing = columns.filter((_, i) => order[i]! < 0);
-          if (missing.length > 0) {
-            return {
-              code: 'result.columns_mismatch',
-              error: `the result lacks column(s) ${missing.join(', ')}`,
-            };
-          }
-          select = keyless ? [...order, -1] : order;
-        }
-        if (!select) return { code: 'result.corrupt', error: 'the result has no column header' };
-        // Straight from the chunk's bytes into snapshot records: no value per cell.
-        builder.addCells(opened.cells, select);
+        decoding.add(seq, await reads.shift()!);
       }
-      decoder.finish({
-        rowCount: job.rowCount ?? -1,
-        chunkCount: job.chunkCount ?? -1,
-        byteCount: Number(job.byteCount ?? -1),
-        resultSha256: job.resultSha256 ?? '',
-      });
-      const done = await builder.finish();
-      return { path: done.path, rowCount: done.rowCount };
+      return await decoding.finish(job);
     } catch (err) {
+      await decoding.abort();
       const code = (err as { code?: string }).code ?? 'result.invalid';
       this.logger.warn({ runId: run.id, dataset: dataset.name, code }, 'result refused');
       // The run's error is logged and shown to the partner: never the key values (pupil ids).
@@ -477,31 +453,9 @@ export class RunPipeline {
     createdAt: Date,
   ): ChangeSet {
     const columns = o.dataset.columns.map((c) => c.name);
-    const keyNames = o.dataset.key ?? columns;
-    const keyIdx = keyNames.map((k) => columns.indexOf(k));
-    const dropDeletes = o.dataset.delta === 'changes';
-    const toRow = (values: DeltaValue[]) =>
-      Object.fromEntries(columns.map((c, i) => [c, values[i] as Value])) as Record<string, Value>;
-    const toKey = (key: DeltaValue[], row: DeltaValue[]) =>
-      o.dataset.key
-        ? Object.fromEntries(keyNames.map((k, i) => [k, key[i]]))
-        : Object.fromEntries(keyIdx.map((c, i) => [keyNames[i], row[c]]));
-    async function* changes(): AsyncGenerator<Change> {
-      for await (const c of diffSnapshots(o.previous, o.current) as AsyncIterable<DeltaChange>) {
-        if (c.op === 'insert') yield { op: 'insert', key: toKey(c.key, c.row), row: toRow(c.row) };
-        else if (c.op === 'update')
-          yield { op: 'update', key: toKey(c.key, c.row), row: toRow(c.row), changed: c.changed };
-        else if (!dropDeletes) yield { op: 'delete', key: toKey(c.key, c.previousRow) };
-      }
-    }
-    // A full load is the snapshot's rows (checked when it was built), in order: NDJSON and JSON
-    // write them straight from the file. The snapshot's columns begin with the dataset's.
-    const inserts: InsertRows = {
-      [Symbol.asyncIterator]: changes,
-      jsonRows: (template) => new SnapshotJsonRows(o.current, template),
-    };
-    return {
-      metadata: {
+    return changeSetOf(
+      o.dataset,
+      {
         changeSetId: randomUUID(),
         idempotencyKey: `${run.id}.${o.dataset.name}`,
         runId: run.id,
@@ -515,23 +469,46 @@ export class RunPipeline {
             type: c.type,
             nullable: c.nullable ?? false,
           })),
-          key: keyNames,
+          key: o.dataset.key ?? columns,
         },
         fullLoad: o.fullLoad,
         counts: o.counts,
         createdAt,
       },
-      changes: o.fullLoad ? inserts : changes(),
-    };
+      o.current,
+      o.fullLoad ? undefined : o.previous,
+    );
   }
 
-  /** Only the newest snapshot of a dataset is kept (older ones are never read again). */
-  private async cleanupOldSnapshots(run: RunRow, outcomes: DatasetOutcome[]): Promise<void> {
+  /**
+   * Only the newest snapshot of a dataset is kept for the delta — and those that full loads' change
+   * sets are kept as, until their run's retention ends (the run sweeper deletes them then).
+   */
+  private async cleanupOldSnapshots(
+    run: RunRow,
+    extractId: string,
+    outcomes: DatasetOutcome[],
+  ): Promise<void> {
     for (const o of outcomes) {
       if (o.skipped) continue;
       const prefix = o.snapshotKey.slice(0, o.snapshotKey.lastIndexOf('/') + 1);
+      const inUse = new Set(
+        (
+          await this.prisma.client.delivery.findMany({
+            where: {
+              schoolId: run.schoolId,
+              extractId,
+              datasetName: o.dataset.name,
+              contentEncoding: SNAPSHOT_ENCODING,
+              state: { not: 'DISCARDED' },
+              run: { purgedAt: null, paramsHash: run.paramsHash },
+            },
+            select: { runId: true },
+          })
+        ).map((d) => `${prefix}${d.runId}.snap`),
+      );
       for await (const info of this.results.objects.list(run.schoolId, prefix)) {
-        if (info.key !== o.snapshotKey)
+        if (info.key !== o.snapshotKey && !inUse.has(info.key))
           await this.results.delete(run.schoolId, info.key).catch(() => undefined);
       }
     }

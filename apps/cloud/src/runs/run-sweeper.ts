@@ -6,6 +6,7 @@ import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { PrismaProvider } from '../database/prisma.provider.js';
 import { DeliveryQueue } from '../deliveries/delivery-queue.js';
+import { SNAPSHOT_ENCODING } from '../results/change-sets.js';
 import { ResultStore } from '../results/result-store.js';
 import { RunDispatcher } from './run-dispatcher.js';
 import { RunLifecycle } from './run-lifecycle.js';
@@ -85,17 +86,29 @@ export class RunSweeper {
   async purgeExpired(): Promise<number> {
     const prisma = this.prisma.client;
     const expired = await prisma.$queryRaw<
-      { id: string; school_id: string; partner_id: string; revoked: boolean }[]
+      { id: string; school_id: string; partner_id: string; params_hash: string; revoked: boolean }[]
     >`
-      SELECT r.id, r.school_id, r.partner_id, (a.status = 'REVOKED') AS revoked
+      SELECT r.id, r.school_id, r.partner_id, r.params_hash, (a.status = 'REVOKED') AS revoked
         FROM runs r JOIN data_agreements a ON a.id = r.agreement_id
        WHERE r.purged_at IS NULL AND r.finished_at IS NOT NULL
          AND (a.status = 'REVOKED' OR r.finished_at < now() - make_interval(days => a.retention_days))
        LIMIT ${BATCH}`;
     for (const run of expired) {
-      const objects =
+      let objects =
         (await this.results.deletePrefix(run.school_id, `runs/${run.id}/`)) +
         (await this.results.deletePrefix(run.school_id, `changesets/${run.id}/`));
+      // Full loads' change sets are kept as the run's snapshots: those go too, unless one is still
+      // the delta state of its dataset.
+      for (const d of await prisma.delivery.findMany({
+        where: { runId: run.id, contentEncoding: SNAPSHOT_ENCODING, datasetName: { not: null } },
+        select: { extractId: true, datasetName: true },
+      })) {
+        const key = this.results.snapshotKey(d.extractId, d.datasetName!, run.params_hash, run.id);
+        const current = await prisma.deltaState.count({
+          where: { schoolId: run.school_id, snapshotKey: key },
+        });
+        if (current === 0 && (await this.results.deletePrefix(run.school_id, key)) > 0) objects++;
+      }
       await prisma.run.update({ where: { id: run.id }, data: { purgedAt: new Date() } });
       await this.audit.record(SYSTEM_ACTOR, {
         action: 'data.deleted',

@@ -18,6 +18,7 @@ import { RunsProcessor } from './runs.processor.js';
 import { RunsRepository } from './runs.repository.js';
 import { RunsService } from './runs.service.js';
 import { SchedulerService } from './scheduler.service.js';
+import { SnapshotPrebuilds } from './snapshot-prebuilds.js';
 
 const CORE = [
   ResultStore,
@@ -30,6 +31,7 @@ const CORE = [
   RunLifecycle,
   RunDispatcher,
   RunsService,
+  SnapshotPrebuilds,
 ];
 
 /** Runs, schedules and dispatch: what every role that touches runs needs. */
