@@ -137,6 +137,56 @@ describe('EncryptedObjectStore round trips', () => {
     );
   });
 
+  it('stores a file as it grows: the object of the finished file, its first segment rewritten at the end', async () => {
+    for (const size of [
+      1,
+      SEGMENT - 1,
+      SEGMENT,
+      SEGMENT + 1,
+      2 * SEGMENT,
+      2 * SEGMENT + 1,
+      5 * SEGMENT + 77,
+    ]) {
+      const body = randomBytes(size);
+      const path = join(base, `growing-${size}`);
+      await writeFile(path, Buffer.alloc(0));
+      const put = (await store.putGrowingFile('t', `g/${size}`, path))!;
+      expect(put).toBeDefined();
+      // Appended in odd pieces, each said final once written (a header in its first bytes is
+      // written as zeros first and for real at the end).
+      const handle = await import('node:fs/promises').then((fs) => fs.open(path, 'r+'));
+      for (let at = 0; at < size; ) {
+        const n = Math.min(size - at, 300_001);
+        const piece = Buffer.from(body.subarray(at, at + n));
+        if (at === 0) piece.fill(0, 0, Math.min(n, 64));
+        await handle.write(piece, 0, n, at);
+        at += n;
+        put.advance(at);
+        await new Promise((r) => setImmediate(r));
+      }
+      await handle.write(body, 0, Math.min(size, 64), 0);
+      await handle.close();
+      // Nothing is there before the end.
+      expect(await inner.exists(store.innerKey('t', `g/${size}`))).toBe(false);
+      const result = await put.finish(size);
+      expect(result, String(size)).toEqual({ size, storedSize: encryptedObjectSize(size) });
+      expect((await read('t', `g/${size}`)).equals(body), String(size)).toBe(true);
+    }
+  });
+
+  it('leaves nothing of a growing file it abandons, or one that turns out shorter than said', async () => {
+    const path = join(base, 'abandoned');
+    await writeFile(path, randomBytes(3 * SEGMENT));
+    const put = (await store.putGrowingFile('t', 'g/abandoned', path))!;
+    put.advance(3 * SEGMENT);
+    await put.abort();
+    const short = (await store.putGrowingFile('t', 'g/short', path))!;
+    await expect(short.finish(4 * SEGMENT)).rejects.toThrow(/shorter/);
+    expect(await readdir(join(base, 'objects'), { recursive: true })).not.toContainEqual(
+      expect.stringMatching(/abandoned|short|~tmp/),
+    );
+  });
+
   it('honours a configured segment size and reads it back from the header', async () => {
     const small = new EncryptedObjectStore(inner, { masterKey, segmentSize: 1024 });
     const body = randomBytes(10_000);

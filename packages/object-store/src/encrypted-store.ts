@@ -14,7 +14,7 @@ import {
 import { IntegrityError, InvalidKeyError, ObjectStoreError, ObjectStoreErrorCode } from './errors.js';
 import { ByteQueue, bodyChunks, writeFileAtomic } from './io.js';
 import { validateKey, validatePrefix, validateSegment } from './keys.js';
-import type { ObjectBody, ObjectInfo, ObjectStore, PutResult } from './object-store.js';
+import type { ObjectBody, ObjectInfo, ObjectStore, PositionalWrite, PutResult } from './object-store.js';
 
 /**
  * Encrypted object format, version 1 (all integers big-endian):
@@ -151,6 +151,47 @@ export class EncryptedObjectStore {
     }
   }
 
+  /**
+   * Stores a local file that is still being written — appended to, its first segment's bytes
+   * excepted, which may change until the end — as it grows: `advance(n)` says its first `n` bytes
+   * are final (from segment 1 on, whole segments are sealed and written then), `finish(size)` seals
+   * the rest and stores the object. Undefined when the inner store cannot write at positions
+   * (then store the finished file with {@link putFile}).
+   */
+  async putGrowingFile(tenantId: string, key: string, path: string): Promise<GrowingFilePut | undefined> {
+    const innerKey = this.innerKey(tenantId, key);
+    if (!this.inner.openPositional) return undefined;
+    const file = await open(path, 'r');
+    try {
+      const writer = await this.inner.openPositional(innerKey);
+      const dataKey = generateDataKey();
+      return new GrowingFilePut(file, writer, dataKey, this.header(tenantId, key, dataKey), {
+        tenantId,
+        key,
+        path,
+        segmentSize: this.segmentSize,
+      });
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
+  }
+
+  /** The object header: format, segment size and `dataKey` wrapped with the tenant's key. */
+  private header(tenantId: string, key: string, dataKey: Buffer): Buffer {
+    const header = Buffer.alloc(ENCRYPTED_HEADER_BYTES);
+    ENCRYPTED_OBJECT_MAGIC.copy(header, 0);
+    header.writeUInt8(ENCRYPTED_OBJECT_FORMAT_V1, 4);
+    header.writeUInt32BE(this.segmentSize, 5);
+    header.writeUInt16BE(WRAPPED_KEY_BYTES, 9);
+    const fixed = header.subarray(0, FIXED_HEADER_BYTES);
+    const wrapped = this.withTenantKek(tenantId, (kek) =>
+      wrapKey(dataKey, kek, wrapAad(fixed, tenantId, key)),
+    );
+    wrapped.copy(header, FIXED_HEADER_BYTES);
+    return header;
+  }
+
   /** Stores the header and the segments `encrypt` seals with the object's fresh data key. */
   private async store(
     tenantId: string,
@@ -160,16 +201,7 @@ export class EncryptedObjectStore {
     const innerKey = this.innerKey(tenantId, key);
     const dataKey = generateDataKey();
     try {
-      const header = Buffer.alloc(ENCRYPTED_HEADER_BYTES);
-      ENCRYPTED_OBJECT_MAGIC.copy(header, 0);
-      header.writeUInt8(ENCRYPTED_OBJECT_FORMAT_V1, 4);
-      header.writeUInt32BE(this.segmentSize, 5);
-      header.writeUInt16BE(WRAPPED_KEY_BYTES, 9);
-      const fixed = header.subarray(0, FIXED_HEADER_BYTES);
-      const wrapped = this.withTenantKek(tenantId, (kek) =>
-        wrapKey(dataKey, kek, wrapAad(fixed, tenantId, key)),
-      );
-      wrapped.copy(header, FIXED_HEADER_BYTES);
+      const header = this.header(tenantId, key, dataKey);
       const counter = { size: 0 };
       const { size: storedSize } = await this.inner.put(innerKey, prepend(header, encrypt(dataKey, counter)));
       return { size: counter.size, storedSize };
@@ -459,5 +491,113 @@ class SegmentReader {
         this.queue.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       else throw new TypeError('the inner object store yielded something other than bytes');
     }
+  }
+}
+
+/**
+ * A local file stored as it grows (see {@link EncryptedObjectStore.putGrowingFile}): the same
+ * object {@link EncryptedObjectStore.putFile} makes of the finished file, its sealed segments
+ * written at their places as soon as their bytes are final — segment 0 and the last one at the end.
+ * One segment is read and sealed at a time.
+ */
+export class GrowingFilePut {
+  /** The next segment to seal ahead (segment 0 waits for the end). */
+  private next = 1;
+  /** Bytes of the file known to be final. */
+  private final = 0;
+  private running: Promise<void> | undefined;
+  private failure: unknown;
+  private done = false;
+  private readonly plaintext: Buffer;
+
+  constructor(
+    private readonly file: FileHandle,
+    private readonly writer: PositionalWrite,
+    private readonly dataKey: Buffer,
+    private readonly header: Buffer,
+    private readonly where: { tenantId: string; key: string; path: string; segmentSize: number },
+  ) {
+    this.plaintext = Buffer.allocUnsafe(where.segmentSize);
+  }
+
+  /** The file's first `final` bytes will not change any more (bar those of segment 0). */
+  advance(final: number): void {
+    if (this.done || this.failure !== undefined) return;
+    this.final = Math.max(this.final, final);
+    this.running ??= this.pump().then(
+      () => {
+        this.running = undefined;
+      },
+      (error: unknown) => {
+        this.failure ??= error;
+        this.running = undefined;
+      },
+    );
+  }
+
+  /** Seals and writes the whole segments that are final and have bytes after them (so not the last). */
+  private async pump(): Promise<void> {
+    const size = this.where.segmentSize;
+    while ((this.next + 1) * size < this.final && !this.done) {
+      await this.seal(this.next, size, false);
+      this.next += 1;
+    }
+  }
+
+  private async seal(seq: number, length: number, final: boolean): Promise<void> {
+    const { segmentSize, tenantId, key, path } = this.where;
+    const start = seq * segmentSize;
+    for (let at = 0; at < length; ) {
+      const { bytesRead } = await this.file.read(this.plaintext, at, length - at, start + at);
+      if (bytesRead === 0) throw new Error(`${path} is shorter than it was said to be`);
+      at += bytesRead;
+    }
+    const sealed = encryptChunk(this.plaintext.subarray(0, length), this.dataKey, {
+      runId: segmentContext(final, tenantId, key),
+      seq,
+    });
+    await this.writer.write(
+      sealed,
+      ENCRYPTED_HEADER_BYTES + seq * (segmentSize + ENCRYPTED_SEGMENT_OVERHEAD_BYTES),
+    );
+  }
+
+  /** The file is complete at `size` bytes: seals what is left and stores the object. */
+  async finish(size: number): Promise<EncryptedPutResult> {
+    try {
+      await this.running;
+      if (this.failure !== undefined) throw this.failure;
+      const segmentSize = this.where.segmentSize;
+      const count = size === 0 ? 1 : Math.ceil(size / segmentSize);
+      if (this.next > count - 1 && count > 1)
+        throw new Error(`${this.where.path} is shorter than it was said to be`);
+      const lengthOf = (seq: number) => (seq === count - 1 ? size - seq * segmentSize : segmentSize);
+      await this.seal(0, lengthOf(0), count === 1);
+      for (let seq = Math.max(this.next, 1); seq < count; seq++)
+        await this.seal(seq, lengthOf(seq), seq === count - 1);
+      await this.writer.write(this.header, 0);
+      await this.writer.commit();
+      return { size, storedSize: encryptedObjectSize(size, segmentSize) };
+    } catch (error) {
+      await this.writer.abort();
+      throw error;
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Stores nothing (the temp object is removed). */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.running;
+    await this.writer.abort();
+    await this.close();
+  }
+
+  private async close(): Promise<void> {
+    this.done = true;
+    this.dataKey.fill(0);
+    await this.file.close().catch(() => {});
   }
 }

@@ -15,6 +15,7 @@ export {
   type EncryptedObjectStoreOptions,
   type EncryptedPutResult,
   encryptedObjectSize,
+  GrowingFilePut,
   MAX_TENANT_ID_LENGTH,
 } from './encrypted-store.js';
 export {
@@ -26,7 +27,7 @@ export {
 } from './errors.js';
 export { isValidKey, MAX_KEY_LENGTH, MAX_SEGMENT_LENGTH, validateKey, validatePrefix } from './keys.js';
 export { LocalDirectoryStore } from './local-store.js';
-export type { ObjectBody, ObjectInfo, ObjectStore, PutResult } from './object-store.js';
+export type { ObjectBody, ObjectInfo, ObjectStore, PositionalWrite, PutResult } from './object-store.js';
 export {
   DEFAULT_PART_SIZE,
   DELETE_BATCH_SIZE,

@@ -235,3 +235,86 @@ export function isErrno(error: unknown, ...codes: string[]): boolean {
     codes.includes((error as NodeJS.ErrnoException).code!)
   );
 }
+
+/**
+ * A file written at positions in any order — a temp file in the directory of `path` — that appears
+ * at `path` only once `commit()` has flushed it (fsync, rename, fsync of the directory), the way
+ * {@link writeFileAtomic} writes. `abort()` removes it. Every 16 MiB written a flush starts in the
+ * background, so that committing a large file has little left to wait for.
+ */
+export class PositionalFile {
+  private readonly writes = new Set<Promise<unknown>>();
+  private failure: unknown;
+  private flushing: Promise<void> | undefined;
+  private unflushed = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly path: string,
+    private readonly temp: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  static async open(path: string, options: WriteFileAtomicOptions = {}): Promise<PositionalFile> {
+    const temp = join(dirname(path), tempName(basename(path)));
+    return new PositionalFile(path, temp, await openTemp(temp, options));
+  }
+
+  /** Writes `buf` at `position` (resolves once written; a failure also fails the commit). */
+  write(buf: Buffer, position: number): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the file is already committed or aborted'));
+    const writing = (async () => {
+      for (let at = 0; at < buf.length; ) {
+        const { bytesWritten } = await this.handle.write(buf, at, buf.length - at, position + at);
+        at += bytesWritten;
+      }
+    })();
+    this.writes.add(writing);
+    writing.then(
+      () => this.writes.delete(writing),
+      (error: unknown) => {
+        this.failure ??= error;
+        this.writes.delete(writing);
+      },
+    );
+    this.unflushed += buf.length;
+    if (this.unflushed >= FLUSH_BEHIND_BYTES && this.flushing === undefined) {
+      this.unflushed = 0;
+      const flush: Promise<void> = this.handle.datasync().then(
+        () => {
+          if (this.flushing === flush) this.flushing = undefined;
+        },
+        (error: unknown) => {
+          this.failure ??= error;
+          if (this.flushing === flush) this.flushing = undefined;
+        },
+      );
+      this.flushing = flush;
+    }
+    return writing;
+  }
+
+  /** Waits for every write, flushes, and puts the file at its path. */
+  async commit(): Promise<void> {
+    try {
+      await Promise.allSettled([...this.writes, this.flushing]);
+      if (this.failure !== undefined) throw this.failure;
+      this.closed = true;
+      await this.handle.sync();
+      await this.handle.close();
+      await rename(this.temp, this.path);
+    } catch (error) {
+      await this.abort();
+      throw error;
+    }
+    await syncDirectory(dirname(this.path));
+  }
+
+  /** Removes the temp file (after the writes under way). Idempotent. */
+  async abort(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.writes, this.flushing]);
+    await this.handle.close().catch(() => {});
+    await unlink(this.temp).catch(() => {});
+  }
+}

@@ -3,9 +3,9 @@ import { lstat, mkdir, open, readdir, rmdir, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidKeyError, ObjectNotFoundError, ObjectStoreError, ObjectStoreErrorCode } from './errors.js';
-import { bodyChunks, isErrno, syncDirectory, writeFileAtomic } from './io.js';
+import { bodyChunks, isErrno, PositionalFile, syncDirectory, writeFileAtomic } from './io.js';
 import { isValidKey, validateKey, validatePrefix } from './keys.js';
-import type { ObjectBody, ObjectInfo, ObjectStore, PutResult } from './object-store.js';
+import type { ObjectBody, ObjectInfo, ObjectStore, PositionalWrite, PutResult } from './object-store.js';
 
 const DIRECTORY_MODE = 0o700;
 const FILE_MODE = 0o600;
@@ -57,6 +57,22 @@ export class LocalDirectoryStore implements ObjectStore {
       if (isErrno(error, 'EISDIR', 'ENOTEMPTY', 'ENOTDIR', 'EEXIST')) throw conflict(key, error);
       throw error;
     }
+  }
+
+  async openPositional(key: string): Promise<PositionalWrite> {
+    const path = this.pathOf(key);
+    const dir = dirname(path);
+    const ensureDirectory = () => this.ensureDirectory(dir, key);
+    await ensureDirectory();
+    const file = await PositionalFile.open(path, { mode: FILE_MODE, ensureDirectory });
+    return {
+      write: (buf, position) => file.write(buf, position),
+      commit: () =>
+        file.commit().catch((error: unknown) => {
+          throw isErrno(error, 'EISDIR', 'ENOTEMPTY', 'ENOTDIR', 'EEXIST') ? conflict(key, error) : error;
+        }),
+      abort: () => file.abort(),
+    };
   }
 
   async get(key: string): Promise<Readable> {

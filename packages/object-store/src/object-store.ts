@@ -54,4 +54,17 @@ export interface ObjectStore {
    * prefix is refused (`InvalidKeyError`): wiping a whole store must be spelt out by the caller.
    */
   deletePrefix(prefix: string): Promise<number>;
+  /**
+   * Optional: a new object for `key` written at positions (in any order), stored — replacing any
+   * object there, atomically — only by `commit()`. Stores that can only stream an object from its
+   * start (S3) do not have it.
+   */
+  openPositional?(key: string): Promise<PositionalWrite>;
+}
+
+/** An object being written at positions (see {@link ObjectStore.openPositional}). */
+export interface PositionalWrite {
+  write(buf: Buffer, position: number): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
 }
