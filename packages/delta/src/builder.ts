@@ -211,6 +211,18 @@ export class SnapshotBuilder {
     if (existsSync(this.path)) throw invalid(`${this.path} already exists`);
   }
 
+  /**
+   * While every row so far came in key order (the snapshot is written as it comes): the file being
+   * written and how many of its bytes are — final but for the header's few, which `finish()`
+   * rewrites. Undefined before the first block is written and once the input left key order. The
+   * file is renamed to {@link path} when finished; an open handle on it stays valid.
+   */
+  get streamingOutput(): { path: string; bytes: number } | undefined {
+    return this.streaming && this.state === 'open' && this.out
+      ? { path: this.out.path, bytes: this.out.writtenBytes }
+      : undefined;
+  }
+
   /** Rows added so far. */
   get rowCount(): number {
     return this.rows;

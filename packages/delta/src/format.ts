@@ -80,10 +80,12 @@ const BLOCK_BUFFER_BYTES = BLOCK_HEADER_BYTES + BLOCK_PAYLOAD_BYTES + BLOCK_SLAC
 /** Blocks a writer with deferred digests has written itself before it hands blocks to the worker. */
 const BLOCKS_BEFORE_WORKER = 16;
 /**
- * Block buffers of a writer with deferred digests: the worker can be this many blocks behind the
- * caller minus one, which absorbs the jitter of two threads on a busy machine.
+ * Block buffers of a writer with deferred digests (≈ 4.3 MiB): the worker can be this many blocks
+ * behind the caller minus one. Hashing is the slower of the two, so with few buffers the caller
+ * soon waits for every block; with these, the caller gets through a result chunk's rows (a 3 MiB
+ * body makes ≈ 30 blocks) and back to its event loop while the worker hashes on.
  */
-const SLOTS = 8;
+const SLOTS = 64;
 /** Start of the block buffers in a writer's shared memory (after an Int32 flag per buffer). */
 const SLOTS_OFFSET = 4 * SLOTS;
 
@@ -159,6 +161,14 @@ export class SnapshotWriter {
     return this.blockPos;
   }
 
+  /**
+   * Bytes written to the file so far. They do not change any more, but for the header's (rewritten
+   * with the row count by `finish()`).
+   */
+  get writtenBytes(): number {
+    return this.position;
+  }
+
   /** Offset in `block` where the next record goes (room up to `block.length`). */
   get offset(): number {
     return this.blockPos;
@@ -225,7 +235,7 @@ export class SnapshotWriter {
       if (this.pending.length === SLOTS) this.writePending(1);
       this.block = this.detached
         ? Buffer.allocUnsafe(Math.max(BLOCK_BUFFER_BYTES, BLOCK_HEADER_BYTES + carry))
-        : this.slots.find((_, i) => !this.pending.some((p) => p.slot === i))!;
+        : this.slots[this.freeSlot()]!;
       return;
     }
     this.writePending(this.pending.length);
@@ -238,6 +248,13 @@ export class SnapshotWriter {
     }
     // A block grown for a large record is done with: back to the shared buffers if the next fits.
     if (slot < 0 && BLOCK_HEADER_BYTES + carry <= BLOCK_BUFFER_BYTES) this.block = this.slots[0]!;
+  }
+
+  /** A slot the worker does not have (pending ones are at most SLOTS - 1 here). */
+  private freeSlot(): number {
+    const busy = new Uint8Array(SLOTS);
+    for (const p of this.pending) busy[p.slot] = 1;
+    return busy.indexOf(0);
   }
 
   /** Writes the `count` oldest blocks the worker has, each once its digests are done. */
