@@ -19,7 +19,7 @@ import { ResultStore } from '../results/result-store.js';
 import { RunLifecycle } from './run-lifecycle.js';
 import { type RunRow, RunsRepository } from './runs.repository.js';
 import { SnapshotDecoding, type UploadSummary } from './snapshot-decoding.js';
-import { SnapshotPrebuilds } from './snapshot-prebuilds.js';
+import { type Prebuilt, SnapshotPrebuilds } from './snapshot-prebuilds.js';
 
 /** Stored chunks read ahead of the one being decoded, so that reading overlaps decoding. */
 const READ_AHEAD = 4;
@@ -41,6 +41,8 @@ interface DatasetOutcome {
   counts: { inserts: number; updates: number; deletes: number };
   fullLoad: boolean;
   hold?: string;
+  /** Stores the snapshot when it was mostly stored while decoded ahead (else: putFile). */
+  store?: () => Promise<unknown>;
   /** The current and previous snapshot files, for encoding. */
   current: string;
   previous: string | undefined;
@@ -153,9 +155,22 @@ export class RunPipeline {
           return;
         }
         t = performance.now();
-        outcomes.push(
-          await this.delta(run, version.extractId, job.id, dataset, current.path, current.rowCount, work),
+        const outcome = await this.delta(
+          run,
+          version.extractId,
+          job.id,
+          dataset,
+          current.path,
+          current.rowCount,
+          work,
         );
+        // Stored while it was written (decoded ahead, in order, under the same key): only the end
+        // is left to write.
+        const { storing, bytes } = current;
+        if (storing && bytes !== undefined && storing.key === outcome.snapshotKey) {
+          outcome.store = () => storing.put.finish(bytes);
+        }
+        outcomes.push(outcome);
         timings.deltaMs += performance.now() - t;
       }
       // The snapshots go up (before the transaction that points the delta state at them) while the
@@ -164,7 +179,7 @@ export class RunPipeline {
       const snapshotsStored = Promise.allSettled(
         outcomes
           .filter((o) => !o.skipped && !o.unchangedSince)
-          .map((o) => this.results.putFile(run.schoolId, o.snapshotKey, o.current)),
+          .map((o) => (o.store ? o.store() : this.results.putFile(run.schoolId, o.snapshotKey, o.current))),
       );
       const records: Prisma.DeliveryCreateManyInput[] = [];
       try {
@@ -343,13 +358,23 @@ export class RunPipeline {
     dataKey: Buffer,
     work: string,
     disposers: (() => Promise<void>)[],
-  ): Promise<{ path: string; rowCount: number; ahead?: true } | { error: string; code: string }> {
+  ): Promise<
+    | { path: string; rowCount: number; bytes?: number; ahead?: true; storing?: Prebuilt['storing'] }
+    | { error: string; code: string }
+  > {
     const chunkCount = job.chunkCount ?? 0;
     const ahead = await this.prebuilds.take(job.id, job.wrappedKey ?? '', chunkCount);
     if (ahead) {
-      disposers.push(ahead.dispose);
+      const { storing } = ahead;
+      // Whatever is not finished by the end of processing is not stored.
+      disposers.push(async () => {
+        await storing?.put.abort();
+        await ahead.dispose();
+      });
       try {
-        return { ...(await ahead.decoding.finish(job)), ahead: true };
+        const done = await ahead.decoding.finish(job);
+        if (!done.sortedInput) await storing?.put.abort();
+        return { ...done, ahead: true, ...(storing && done.sortedInput ? { storing } : {}) };
       } catch (err) {
         this.logger.info(
           { runId: run.id, dataset: dataset.name, code: (err as { code?: string }).code },

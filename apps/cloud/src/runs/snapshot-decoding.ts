@@ -79,8 +79,18 @@ export class SnapshotDecoding {
     this.builder.addCells(opened.cells, this.select);
   }
 
-  /** Checks the whole result against the agent's figures and writes the snapshot file. */
-  async finish(summary: UploadSummary): Promise<{ path: string; rowCount: number }> {
+  /** The snapshot file while it is written in order (see SnapshotBuilder.streamingOutput). */
+  get streamingOutput(): { path: string; bytes: number } | undefined {
+    return this.builder.streamingOutput;
+  }
+
+  /**
+   * Checks the whole result against the agent's figures and writes the snapshot file (`bytes`
+   * long; `sortedInput`: it was written as the rows came).
+   */
+  async finish(
+    summary: UploadSummary,
+  ): Promise<{ path: string; rowCount: number; bytes: number; sortedInput: boolean }> {
     this.decoder.finish({
       rowCount: summary.rowCount ?? -1,
       chunkCount: summary.chunkCount ?? -1,
@@ -88,7 +98,7 @@ export class SnapshotDecoding {
       resultSha256: summary.resultSha256 ?? '',
     });
     const done = await this.builder.finish();
-    return { path: done.path, rowCount: done.rowCount };
+    return { path: done.path, rowCount: done.rowCount, bytes: done.bytes, sortedInput: done.sortedInput };
   }
 
   /** Removes what the builder wrote (nothing once finished). */

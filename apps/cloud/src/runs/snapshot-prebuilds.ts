@@ -1,11 +1,13 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Dataset, ExtractDocument } from '@keystage/extract-spec';
+import type { ExtractDocument } from '@keystage/extract-spec';
+import type { GrowingFilePut } from '@keystage/object-store';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { PrismaProvider } from '../database/prisma.provider.js';
+import { ResultStore } from '../results/result-store.js';
 import { SnapshotDecoding } from './snapshot-decoding.js';
 
 /** Uploads decoded ahead at once on this node (each holds a builder and a snapshot file). */
@@ -24,6 +26,10 @@ interface Prebuild {
   /** Decodes run one after another, in seq order. */
   chain: Promise<void>;
   decoding?: SnapshotDecoding;
+  /** The snapshot going into the store as it is written (where the store can take it so). */
+  storing?: { key: string; put: GrowingFilePut };
+  snapshotKey?: string;
+  schoolId?: string;
   dir?: string;
   dropped: boolean;
   timer?: NodeJS.Timeout;
@@ -32,6 +38,8 @@ interface Prebuild {
 /** A snapshot decoded while its chunks arrived, handed to processing. */
 export interface Prebuilt {
   decoding: SnapshotDecoding;
+  /** The snapshot stored so far under `key` (finish it with the file's size, or abort it). */
+  storing?: { key: string; put: GrowingFilePut };
   /** Removes its work directory (and whatever processing left there). */
   dispose(): Promise<void>;
 }
@@ -53,6 +61,7 @@ export class SnapshotPrebuilds implements OnModuleDestroy {
 
   constructor(
     private readonly prisma: PrismaProvider,
+    private readonly results: ResultStore,
     private readonly logger: PinoLogger,
     @Inject(CLOUD_CONFIG) private readonly config: CloudConfig,
   ) {
@@ -100,13 +109,22 @@ export class SnapshotPrebuilds implements OnModuleDestroy {
       .then(async () => {
         if (build.dropped) return;
         if (!build.decoding) {
-          const dataset = await this.dataset(job.runId, job.datasetName);
-          if (!dataset || build.dropped) throw new Error('no such dataset');
+          const run = await this.run(job.runId);
+          const dataset = run?.doc.datasets.find((d) => d.name === job.datasetName);
+          if (!run || !dataset || build.dropped) throw new Error('no such dataset');
           await mkdir(this.config.workDir, { recursive: true, mode: 0o700 });
           build.dir = await mkdtemp(join(this.config.workDir, 'ahead-'));
           build.decoding = new SnapshotDecoding(job.id, dataset, dataKey, build.dir);
+          build.schoolId = run.schoolId;
+          build.snapshotKey = this.results.snapshotKey(
+            run.extractId,
+            dataset.name,
+            run.paramsHash,
+            job.runId,
+          );
         }
         build.decoding.add(seq, bytes);
+        await this.store(build);
       })
       .catch((err: unknown) => {
         // Processing decodes the stored chunks and reports whatever is wrong with them.
@@ -119,6 +137,29 @@ export class SnapshotPrebuilds implements OnModuleDestroy {
       .finally(() => {
         build.waiting--;
       });
+  }
+
+  /**
+   * Stores the snapshot as it is written: once its file exists, the store follows it (segments
+   * written as their bytes are final), so that little is left to write and flush when it is done.
+   * A snapshot that stops being written in order (the rows are sorted at the end) is stored then.
+   */
+  private async store(build: Prebuild): Promise<void> {
+    const out = build.decoding?.streamingOutput;
+    if (!out) {
+      if (build.storing) {
+        const { put } = build.storing;
+        build.storing = undefined;
+        await put.abort();
+      }
+      return;
+    }
+    if (!build.storing && out.bytes > 0) {
+      const put = await this.results.objects.putGrowingFile(build.schoolId!, build.snapshotKey!, out.path);
+      if (!put) return;
+      build.storing = { key: build.snapshotKey!, put };
+    }
+    build.storing?.put.advance(out.bytes);
   }
 
   /**
@@ -138,6 +179,7 @@ export class SnapshotPrebuilds implements OnModuleDestroy {
     const dir = b.dir;
     return {
       decoding: b.decoding,
+      ...(b.storing ? { storing: b.storing } : {}),
       dispose: async () => {
         if (dir) await rm(dir, { recursive: true, force: true });
       },
@@ -168,16 +210,26 @@ export class SnapshotPrebuilds implements OnModuleDestroy {
     b.dropped = true;
     clearTimeout(b.timer);
     await b.chain.catch(() => undefined);
+    await b.storing?.put.abort().catch(() => undefined);
     await b.decoding?.abort().catch(() => undefined);
     if (b.dir) await rm(b.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 
-  private async dataset(runId: string, name: string): Promise<Dataset | undefined> {
+  private async run(runId: string) {
     const run = await this.prisma.client.run.findUnique({
       where: { id: runId },
-      select: { extractVersion: { select: { document: true } } },
+      select: {
+        schoolId: true,
+        paramsHash: true,
+        extractVersion: { select: { document: true, extractId: true } },
+      },
     });
-    const doc = run?.extractVersion.document as unknown as ExtractDocument | undefined;
-    return doc?.datasets.find((d) => d.name === name);
+    if (!run) return undefined;
+    return {
+      schoolId: run.schoolId,
+      paramsHash: run.paramsHash,
+      extractId: run.extractVersion.extractId,
+      doc: run.extractVersion.document as unknown as ExtractDocument,
+    };
   }
 }
