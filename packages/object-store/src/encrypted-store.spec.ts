@@ -182,8 +182,16 @@ describe('EncryptedObjectStore round trips', () => {
     await put.abort();
     const short = (await store.putGrowingFile('t', 'g/short', path))!;
     await expect(short.finish(4 * SEGMENT)).rejects.toThrow(/shorter/);
+    // Sealed ahead as "not the last" segment, then told the file ends sooner: refused, not stored
+    // as an object no reader could open.
+    const shrunk = (await store.putGrowingFile('t', 'g/shrunk', path))!;
+    shrunk.advance(3 * SEGMENT);
+    await new Promise((r) => setTimeout(r, 100));
+    await expect(shrunk.finish(100)).rejects.toThrow(/shorter/);
+    await shrunk.abort();
+    await expect(shrunk.finish(100)).rejects.toThrow(/already/);
     expect(await readdir(join(base, 'objects'), { recursive: true })).not.toContainEqual(
-      expect.stringMatching(/abandoned|short|~tmp/),
+      expect.stringMatching(/abandoned|short|shrunk|~tmp/),
     );
   });
 

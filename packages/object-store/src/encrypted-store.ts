@@ -162,9 +162,10 @@ export class EncryptedObjectStore {
     const innerKey = this.innerKey(tenantId, key);
     if (!this.inner.openPositional) return undefined;
     const file = await open(path, 'r');
+    const dataKey = generateDataKey();
+    let writer: PositionalWrite | undefined;
     try {
-      const writer = await this.inner.openPositional(innerKey);
-      const dataKey = generateDataKey();
+      writer = await this.inner.openPositional(innerKey);
       return new GrowingFilePut(file, writer, dataKey, this.header(tenantId, key, dataKey), {
         tenantId,
         key,
@@ -172,6 +173,8 @@ export class EncryptedObjectStore {
         segmentSize: this.segmentSize,
       });
     } catch (error) {
+      dataKey.fill(0);
+      await writer?.abort();
       await file.close();
       throw error;
     }
@@ -507,6 +510,7 @@ export class GrowingFilePut {
   private final = 0;
   private running: Promise<void> | undefined;
   private failure: unknown;
+  /** Finishing or aborted: nothing more is sealed ahead, and only the first of the two happens. */
   private done = false;
   private readonly plaintext: Buffer;
 
@@ -564,12 +568,15 @@ export class GrowingFilePut {
 
   /** The file is complete at `size` bytes: seals what is left and stores the object. */
   async finish(size: number): Promise<EncryptedPutResult> {
+    if (this.done) throw new Error('the object is already finished or abandoned');
+    this.done = true;
     try {
       await this.running;
       if (this.failure !== undefined) throw this.failure;
       const segmentSize = this.where.segmentSize;
       const count = size === 0 ? 1 : Math.ceil(size / segmentSize);
-      if (this.next > count - 1 && count > 1)
+      // Segments 1 … next - 1 were sealed as not the last: the file must go on past them.
+      if (this.next > Math.max(count - 1, 1))
         throw new Error(`${this.where.path} is shorter than it was said to be`);
       const lengthOf = (seq: number) => (seq === count - 1 ? size - seq * segmentSize : segmentSize);
       await this.seal(0, lengthOf(0), count === 1);
@@ -586,7 +593,7 @@ export class GrowingFilePut {
     }
   }
 
-  /** Stores nothing (the temp object is removed). */
+  /** Stores nothing (the temp object is removed); does nothing once `finish` has begun. */
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;
@@ -596,7 +603,6 @@ export class GrowingFilePut {
   }
 
   private async close(): Promise<void> {
-    this.done = true;
     this.dataKey.fill(0);
     await this.file.close().catch(() => {});
   }
