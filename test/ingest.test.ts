@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -20,6 +20,7 @@ import { ApiKeysService } from '../apps/cloud/src/api-keys/api-keys.service.js';
 import { type RunningServer, startServer } from '../apps/cloud/src/bootstrap.js';
 import { loadConfig } from '../apps/cloud/src/config/config.js';
 import { PrismaProvider } from '../apps/cloud/src/database/prisma.provider.js';
+import { DeliveryService } from '../apps/cloud/src/deliveries/delivery.service.js';
 import { ExtractsService } from '../apps/cloud/src/extracts/extracts.service.js';
 import { ResultStore } from '../apps/cloud/src/results/result-store.js';
 import { RunMessages } from '../apps/cloud/src/runs/run-messages.js';
@@ -496,6 +497,39 @@ describe('full loads kept as their snapshots', () => {
     expect(details?.objects).toBeGreaterThanOrEqual(2);
     // The newer one's snapshot is the delta state's: its change set goes, the snapshot stays.
     expect(stored(b.snapshotKey)).toBe(true);
+  });
+});
+
+describe('work files', () => {
+  const renderDirs = () => readdirSync(workDir).filter((d) => d.startsWith('render-'));
+
+  it('leaves no written-out copy of a full load behind when a webhook cannot be reached', async () => {
+    const key = generateDataKey();
+    const { jobId, runId } = await acceptedJob(key, { resync: true });
+    const sent = encode(jobId, key);
+    await sendAll(jobId, sent.chunks);
+    await complete(jobId, sent.summary);
+    await processed(runId);
+    const deliveries = server.app.get(DeliveryService);
+    // Nothing listens on port 9 here: the connection is refused before any body is read.
+    await deliveries.setWebhook(partnerA, 'http://127.0.0.1:9/hook', SYSTEM);
+    const d = await prisma.delivery.findFirstOrThrow({ where: { runId } });
+    await prisma.delivery.update({ where: { id: d.id }, data: { sink: 'WEBHOOK' } });
+    await expect(deliveries.send(d.id, 0, false)).rejects.toThrow(/fetch failed|ECONNREFUSED/);
+    await expect.poll(renderDirs).toEqual([]);
+  });
+
+  it('clears work directories a stopped process left behind, and only those nobody touched for hours', async () => {
+    const old = join(workDir, 'render-left-behind');
+    const fresh = join(workDir, 'ahead-in-use');
+    mkdirSync(old);
+    mkdirSync(fresh);
+    const hoursAgo = new Date(Date.now() - 7 * 3600_000);
+    utimesSync(old, hoursAgo, hoursAgo);
+    await server.app.get(ResultStore).onModuleInit();
+    expect(readdirSync(workDir)).not.toContain('render-left-behind');
+    expect(readdirSync(workDir)).toContain('ahead-in-use');
+    rmSync(fresh, { recursive: true });
   });
 });
 

@@ -205,7 +205,10 @@ export class DeliveryService {
     const hmac = createHmac('sha256', secret).update(`${timestamp}.`);
     const content = () => this.contentOf(d);
     for await (const part of await content()) hmac.update(part as Buffer);
-    const body = Readable.toWeb(await content()) as ReadableStream;
+    const stream = await content();
+    const body = Readable.toWeb(stream) as ReadableStream;
+    // A request that fails before reading the body leaves the stream open (and a full load's
+    // written-out work file with it): it is closed whatever happens.
     const res = await fetch(url, {
       method: 'POST',
       headers: {
@@ -219,7 +222,7 @@ export class DeliveryService {
       duplex: 'half',
       redirect: 'manual',
       signal: AbortSignal.timeout(this.config.delivery.webhookTimeoutMs),
-    } as RequestInit);
+    } as RequestInit).finally(() => stream.destroy());
     await res.body?.cancel().catch(() => undefined);
     if (res.status < 200 || res.status >= 300) throw new Error(`the webhook answered HTTP ${res.status}`);
   }

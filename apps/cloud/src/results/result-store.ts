@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,7 +7,7 @@ import { constants, createGunzip, createGzip } from 'node:zlib';
 import { deriveKey } from '@keystage/crypto';
 import { encodeFiles } from '@keystage/formats';
 import { EncryptedObjectStore, type ObjectBody, objectStoreFromEnv } from '@keystage/object-store';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import {
@@ -24,6 +24,10 @@ const pad = (n: number) => String(n).padStart(9, '0');
  * and a write each, so they are larger than the store's 64 KiB default.
  */
 const SEGMENT_BYTES = 1024 * 1024;
+/** Full loads written out at once on a node (see renderSlot). */
+const MAX_RENDERS = 4;
+/** Work files untouched this long belong to no running process (see onModuleInit). */
+const STALE_WORK_MS = 6 * 3600_000;
 /** Decrypted bytes a download may hold while they are written. */
 const DOWNLOAD_BUFFER_BYTES = 4 * 1024 * 1024;
 
@@ -34,9 +38,11 @@ const DOWNLOAD_BUFFER_BYTES = 4 * 1024 * 1024;
  * encoded change sets. Object keys hold ids only, never data.
  */
 @Injectable()
-export class ResultStore {
+export class ResultStore implements OnModuleInit {
   readonly objects: EncryptedObjectStore;
   private readonly workDir: string;
+  private renders = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(@Inject(CLOUD_CONFIG) config: CloudConfig) {
     this.workDir = config.workDir;
@@ -111,10 +117,15 @@ export class ResultStore {
    */
   private async renderSnapshotChangeSet(schoolId: string, key: string): Promise<Readable> {
     const stored = parseSnapshotChangeSet(await this.getBuffer(schoolId, key));
-    await mkdir(this.workDir, { recursive: true, mode: 0o700 });
-    const dir = await mkdtemp(join(this.workDir, 'render-'));
-    const cleanup = () => rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    const release = await this.renderSlot();
+    let dir: string | undefined;
+    const cleanup = async () => {
+      if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      release();
+    };
     try {
+      await mkdir(this.workDir, { recursive: true, mode: 0o700 });
+      dir = await mkdtemp(join(this.workDir, 'render-'));
       const path = join(dir, 'snapshot.ksnap');
       await this.download(schoolId, stored.snapshotKey, path);
       const [file] = encodeFiles(stored.format, [
@@ -126,6 +137,44 @@ export class ResultStore {
     } catch (error) {
       await cleanup();
       throw error;
+    }
+  }
+
+  /**
+   * A turn to write out a full load (each holds a decrypted copy of a snapshot in the work
+   * directory): at most MAX_RENDERS at once on a node, the others wait. Returns the release.
+   */
+  private async renderSlot(): Promise<() => void> {
+    while (this.renders >= MAX_RENDERS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.renders++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.renders--;
+      this.waiting.shift()?.();
+    };
+  }
+
+  /**
+   * Work files a process left behind when it stopped mid-way (a crash, a kill): decrypted
+   * snapshots of processing, decoding ahead and writing out. Several processes may share the
+   * directory, so only what nobody has touched for hours goes.
+   */
+  async onModuleInit(): Promise<void> {
+    const before = Date.now() - STALE_WORK_MS;
+    let entries: string[];
+    try {
+      entries = await readdir(this.workDir);
+    } catch {
+      return;
+    }
+    for (const name of entries) {
+      if (!/^(run|ahead|render)-/.test(name)) continue;
+      const path = join(this.workDir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (info && info.mtimeMs < before)
+        await rm(path, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 

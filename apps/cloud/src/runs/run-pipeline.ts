@@ -21,6 +21,8 @@ import { type RunRow, RunsRepository } from './runs.repository.js';
 import { SnapshotDecoding, type UploadSummary } from './snapshot-decoding.js';
 import { type Prebuilt, SnapshotPrebuilds } from './snapshot-prebuilds.js';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Stored chunks read ahead of the one being decoded, so that reading overlaps decoding. */
 const READ_AHEAD = 4;
 
@@ -179,7 +181,12 @@ export class RunPipeline {
       const snapshotsStored = Promise.allSettled(
         outcomes
           .filter((o) => !o.skipped && !o.unchangedSince)
-          .map((o) => (o.store ? o.store() : this.results.putFile(run.schoolId, o.snapshotKey, o.current))),
+          .map((o) =>
+            o.store
+              ? // Stored while written; if that failed late (a full disk, say), store the file now.
+                o.store().catch(() => this.results.putFile(run.schoolId, o.snapshotKey, o.current))
+              : this.results.putFile(run.schoolId, o.snapshotKey, o.current),
+          ),
       );
       const records: Prisma.DeliveryCreateManyInput[] = [];
       try {
@@ -507,34 +514,70 @@ export class RunPipeline {
 
   /**
    * Only the newest snapshot of a dataset is kept for the delta — and those that full loads' change
-   * sets are kept as, until their run's retention ends (the run sweeper deletes them then).
+   * sets are kept as, until their run's retention ends (the run sweeper deletes them then). A
+   * snapshot of a run that is not processed yet, or was uploaded after this one, is another
+   * processing's (runs of one dataset may be processed side by side): never touched here.
    */
   private async cleanupOldSnapshots(
     run: RunRow,
     extractId: string,
     outcomes: DatasetOutcome[],
   ): Promise<void> {
+    const prisma = this.prisma.client;
     for (const o of outcomes) {
       if (o.skipped) continue;
       const prefix = o.snapshotKey.slice(0, o.snapshotKey.lastIndexOf('/') + 1);
-      const inUse = new Set(
-        (
-          await this.prisma.client.delivery.findMany({
+      const keep = new Set([o.snapshotKey]);
+      const state = await prisma.deltaState.findUnique({
+        where: {
+          schoolId_extractId_datasetName_paramsHash: {
+            schoolId: run.schoolId,
+            extractId,
+            datasetName: o.dataset.name,
+            paramsHash: run.paramsHash,
+          },
+        },
+        select: { snapshotKey: true },
+      });
+      if (state) keep.add(state.snapshotKey);
+      const candidates: { key: string; runId: string }[] = [];
+      for await (const info of this.results.objects.list(run.schoolId, prefix)) {
+        const name = info.key.slice(prefix.length);
+        if (!keep.has(info.key) && name.endsWith('.snap'))
+          candidates.push({ key: info.key, runId: name.slice(0, -5) });
+      }
+      if (candidates.length === 0) continue;
+      const runIds = candidates.map((c) => c.runId).filter((id) => UUID.test(id));
+      const inUse = new Set([
+        // Full loads' change sets kept as these snapshots, still readable.
+        ...(
+          await prisma.delivery.findMany({
             where: {
-              schoolId: run.schoolId,
-              extractId,
+              runId: { in: runIds },
               datasetName: o.dataset.name,
               contentEncoding: SNAPSHOT_ENCODING,
               state: { not: 'DISCARDED' },
-              run: { purgedAt: null, paramsHash: run.paramsHash },
+              run: { purgedAt: null },
             },
             select: { runId: true },
           })
-        ).map((d) => `${prefix}${d.runId}.snap`),
-      );
-      for await (const info of this.results.objects.list(run.schoolId, prefix)) {
-        if (info.key !== o.snapshotKey && !inUse.has(info.key))
-          await this.results.delete(run.schoolId, info.key).catch(() => undefined);
+        ).map((d) => d.runId),
+        // Runs still being processed, or uploaded after this one.
+        ...(
+          await prisma.run.findMany({
+            where: {
+              id: { in: runIds },
+              OR: [
+                { state: 'UPLOADED' },
+                ...(run.uploadedAt ? [{ uploadedAt: { gt: run.uploadedAt } }] : []),
+              ],
+            },
+            select: { id: true },
+          })
+        ).map((r) => r.id),
+      ]);
+      for (const c of candidates) {
+        if (!inUse.has(c.runId)) await this.results.delete(run.schoolId, c.key).catch(() => undefined);
       }
     }
   }

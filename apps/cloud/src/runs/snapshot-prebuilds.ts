@@ -51,8 +51,10 @@ export interface Prebuilt {
  * built instead of reading every chunk back. It is only a head start, never the truth: anything out
  * of the ordinary (a gap, a restarted upload, a chunk that does not decode, too many waiting, a
  * restart of the node, processing on another node) drops it, and processing decodes the stored
- * chunks as it always does, with the same checks and errors. Nothing here is written anywhere but
- * the node's work directory.
+ * chunks as it always does, with the same checks and errors. What it writes: the snapshot file in
+ * the node's work directory and — while the rows come in key order, with a store that can take it
+ * so — that snapshot's object under its key, sealed as it grows and stored (committed) only when
+ * processing finishes it; dropped, both go.
  */
 @Injectable()
 export class SnapshotPrebuilds implements OnModuleDestroy {
