@@ -115,17 +115,23 @@ function threadDiff(a, b) {
     .join(', ');
 }
 /**
- * CPU seconds used so far by every PostgreSQL server process: the MIS's and the control plane's
- * own database (one server here), so the gateway's statements count here too.
+ * CPU seconds used so far by PostgreSQL server processes: the MIS's and the control plane's own
+ * database (one server here), so the gateway's statements count here too. A backend that ends
+ * (the agent's connection closes with its job) keeps the figure it last had: each process seen
+ * is remembered, so sampling often (the run's poll does, every 50 ms) loses at most the last
+ * 50 ms of one that ends.
  */
+const postgresSeen = new Map();
 function postgresCpu() {
-  let total = 0;
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') total += cpuOf(pid);
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres')
+        postgresSeen.set(pid, Math.max(postgresSeen.get(pid) ?? 0, cpuOf(pid)));
     } catch {}
   }
+  let total = 0;
+  for (const cpu of postgresSeen.values()) total += cpu;
   return total;
 }
 const rss = () => `${Math.round(process.memoryUsage().rss / 1e6)} MB`;
@@ -318,8 +324,9 @@ async function main() {
         where: { id: started.id },
         select: { state: true, uploadedAt: true },
       });
+      const pgNow = postgresCpu();
       if (!atUpload && run.uploadedAt) {
-        atUpload = { agent: cpuOf(agent.pid), cloud: cpuOf(process.pid), pg: postgresCpu() };
+        atUpload = { agent: cpuOf(agent.pid), cloud: cpuOf(process.pid), pg: pgNow };
       }
       if (['PROCESSED', 'DELIVERED', 'FAILED', 'MISSED'].includes(run.state)) break;
       await new Promise((r) => setTimeout(r, 50));
