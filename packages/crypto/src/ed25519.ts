@@ -1,14 +1,8 @@
-import {
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  sign as nodeSign,
-  verify as nodeVerify,
-} from 'node:crypto';
+import { createPublicKey, type KeyObject, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
 import { type BytesLike, decodeBase64Strict, toBytes } from './encoding.js';
 import {
-  exportPrivateKey,
   exportPublicKey,
+  generateDerKeyPair,
   importKey,
   type PrivateKeyInput,
   type PublicKeyInput,
@@ -35,8 +29,8 @@ export const ED25519_SIGNATURE_BYTES = 64;
  * enrolment (its identity key never leaves the school); the control plane uses one for job signing.
  */
 export function generateSigningKeyPair(): SigningKeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  return { publicKey: exportPublicKey(publicKey), privateKey: exportPrivateKey(privateKey) };
+  const { publicKey, privateKey } = generateDerKeyPair('ed25519');
+  return { publicKey: publicKey.toString('base64'), privateKey: privateKey.toString('base64') };
 }
 
 /**

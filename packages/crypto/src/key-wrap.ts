@@ -1,7 +1,7 @@
 import {
+  createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   hkdfSync,
   type KeyObject,
   randomBytes,
@@ -10,13 +10,7 @@ import { AEAD_KEY_BYTES, decrypt, encrypt, SEALED_OVERHEAD_BYTES } from './aead.
 import { type BytesLike, toBytes } from './encoding.js';
 import { CryptoError, CryptoErrorCode } from './errors.js';
 import { gcmDecrypt, gcmEncrypt, IV_BYTES, TAG_BYTES } from './gcm.js';
-import {
-  exportPrivateKey,
-  exportPublicKey,
-  importKey,
-  type PrivateKeyInput,
-  type PublicKeyInput,
-} from './keys.js';
+import { generateDerKeyPair, importKey, type PrivateKeyInput, type PublicKeyInput } from './keys.js';
 
 /**
  * An X25519 key pair for receiving wrapped keys, in the same text form as signing keys: public key
@@ -39,6 +33,9 @@ const SYMMETRIC_AAD = Buffer.from('keystage.wrap.v1\0', 'utf8');
 // keys derived there stay derivable here when it moves to this package.
 const KDF_INFO_PREFIX = 'keystage:';
 
+/** The DER (SPKI) of an X25519 public key before its 32 raw bytes. */
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
 /** Length of a data key wrapped by {@link wrapKeyForRecipient}. */
 export const RECIPIENT_WRAPPED_KEY_BYTES = 1 + X25519_PUBLIC_BYTES + IV_BYTES + TAG_BYTES + AEAD_KEY_BYTES;
 /** Length of a data key wrapped by {@link wrapKey}. */
@@ -46,8 +43,8 @@ export const WRAPPED_KEY_BYTES = SEALED_OVERHEAD_BYTES + AEAD_KEY_BYTES;
 
 /** Generates an X25519 key pair from the operating system's CSPRNG. */
 export function generateWrappingKeyPair(): WrappingKeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync('x25519');
-  return { publicKey: exportPublicKey(publicKey), privateKey: exportPrivateKey(privateKey) };
+  const { publicKey, privateKey } = generateDerKeyPair('x25519');
+  return { publicKey: publicKey.toString('base64'), privateKey: privateKey.toString('base64') };
 }
 
 /** Parses an X25519 public key once (SPKI DER base64); throws `crypto.invalid_key` otherwise. */
@@ -77,9 +74,18 @@ export function wrapKeyForRecipient(
 ): Buffer {
   checkDataKey(dataKey);
   const recipient = importWrappingPublicKey(recipientPublicKey);
-  const ephemeral = generateKeyPairSync('x25519');
-  const ephemeralRaw = rawPublicKey(ephemeral.publicKey);
-  const kek = recipientKek(ephemeral.privateKey, recipient, ephemeralRaw, rawPublicKey(recipient));
+  // The ephemeral pair as DER straight from its generation (see generateDerKeyPair: exporting the
+  // fresh key object can deadlock); its raw public key is the SPKI's last 32 bytes.
+  const ephemeral = generateDerKeyPair('x25519');
+  if (
+    ephemeral.publicKey.length !== X25519_SPKI_PREFIX.length + X25519_PUBLIC_BYTES ||
+    !ephemeral.publicKey.subarray(0, X25519_SPKI_PREFIX.length).equals(X25519_SPKI_PREFIX)
+  ) {
+    throw new CryptoError(CryptoErrorCode.InvalidKey, 'unexpected X25519 public key encoding');
+  }
+  const ephemeralRaw = ephemeral.publicKey.subarray(X25519_SPKI_PREFIX.length);
+  const ephemeralPrivate = createPrivateKey({ key: ephemeral.privateKey, format: 'der', type: 'pkcs8' });
+  const kek = recipientKek(ephemeralPrivate, recipient, ephemeralRaw, rawPublicKey(recipient));
   const iv = randomBytes(IV_BYTES);
   const { ciphertext, tag } = gcmEncrypt(kek, iv, dataKey, recipientAad(aad));
   return Buffer.concat([RECIPIENT_HEADER, ephemeralRaw, iv, tag, ciphertext]);
@@ -106,8 +112,9 @@ export function unwrapKeyForRecipient(
   let kek: Buffer;
   try {
     const ephemeral = createPublicKey({
-      key: { kty: 'OKP', crv: 'X25519', x: ephemeralRaw.toString('base64url') },
-      format: 'jwk',
+      key: Buffer.concat([X25519_SPKI_PREFIX, ephemeralRaw]),
+      format: 'der',
+      type: 'spki',
     });
     kek = recipientKek(privateKey, ephemeral, ephemeralRaw, rawPublicKey(createPublicKey(privateKey)));
   } catch (cause) {
@@ -195,10 +202,20 @@ function recipientAad(aad: BytesLike): Buffer {
   return Buffer.concat([RECIPIENT_HEADER, RECIPIENT_AAD, toBytes(aad)]);
 }
 
+/**
+ * The raw 32 bytes of an X25519 public key, from its SPKI DER (not its JWK: exporting a JWK takes
+ * the key's lock while it allocates, which can deadlock with a garbage collection — see
+ * generateDerKeyPair).
+ */
 function rawPublicKey(key: KeyObject): Buffer {
-  const { x } = key.export({ format: 'jwk' });
-  if (typeof x !== 'string') throw new CryptoError(CryptoErrorCode.InvalidKey, 'not an X25519 public key');
-  return Buffer.from(x, 'base64url');
+  const der = key.export({ format: 'der', type: 'spki' });
+  if (
+    der.length !== X25519_SPKI_PREFIX.length + X25519_PUBLIC_BYTES ||
+    !der.subarray(0, X25519_SPKI_PREFIX.length).equals(X25519_SPKI_PREFIX)
+  ) {
+    throw new CryptoError(CryptoErrorCode.InvalidKey, 'not an X25519 public key');
+  }
+  return der.subarray(X25519_SPKI_PREFIX.length);
 }
 
 function checkDataKey(key: Uint8Array): void {

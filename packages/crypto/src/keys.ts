@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject } from 'node:crypto';
 import { decodeBase64Strict } from './encoding.js';
 import { CryptoError, CryptoErrorCode } from './errors.js';
 import { sha256Hex } from './hash.js';
@@ -75,4 +75,19 @@ function parsePrivateKey(text: unknown): KeyObject {
     // The cause from OpenSSL never contains the key bytes.
     throw new CryptoError(CryptoErrorCode.InvalidKey, 'private key is not valid PKCS#8 DER', { cause });
   }
+}
+
+/**
+ * A fresh key pair as DER (SPKI, PKCS#8), encoded by the generation itself. Never export a key
+ * object fresh from `generateKeyPairSync`: Node 20 can deadlock for good when a garbage collection
+ * runs during the export (exporting holds the key's lock while it allocates; the collection then
+ * finalizes the generation job, whose destructor takes the same lock). An agent stopped that way in
+ * the middle of a run (seen here once, in `wrapKeyForRecipient`: its main thread in
+ * `ExportJWKEdKey` → GC → `~KeyGenJob` → mutex).
+ */
+export function generateDerKeyPair(type: 'ed25519' | 'x25519'): { publicKey: Buffer; privateKey: Buffer } {
+  return generateKeyPairSync(type as 'ed25519', {
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+  });
 }
