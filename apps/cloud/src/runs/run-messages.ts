@@ -9,6 +9,7 @@ import {
   type AgentReply,
 } from '../agents/agent-gateway.js';
 import { PlatformKeysService } from '../agents/platform-keys.service.js';
+import { UUID } from '../common/uuid.js';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { ResultStore } from '../results/result-store.js';
@@ -20,7 +21,6 @@ import { SnapshotPrebuilds } from './snapshot-prebuilds.js';
 
 /** Rejections worth offering again later (the agent was busy, expired in transit, no session). */
 const RETRY_REJECTS = new Set<string>([JobRejectCode.Expired, JobRejectCode.NotYetValid]);
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A safety net: a busy agent gets the job again as soon as it finishes its current one. */
 const REOFFER_DELAY_MS = 5_000;
 

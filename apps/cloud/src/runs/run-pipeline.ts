@@ -10,6 +10,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { PlatformKeysService } from '../agents/platform-keys.service.js';
 import { AuditService, SYSTEM_ACTOR } from '../audit/audit.service.js';
+import { UUID } from '../common/uuid.js';
 import { CLOUD_CONFIG } from '../config/config.js';
 import type { CloudConfig } from '../config/config.schema.js';
 import { PrismaProvider } from '../database/prisma.provider.js';
@@ -20,8 +21,6 @@ import { RunLifecycle } from './run-lifecycle.js';
 import { type RunRow, RunsRepository } from './runs.repository.js';
 import { SnapshotDecoding, type UploadSummary } from './snapshot-decoding.js';
 import { type Prebuilt, SnapshotPrebuilds } from './snapshot-prebuilds.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Stored chunks read ahead of the one being decoded, so that reading overlaps decoding. */
 const READ_AHEAD = 4;
