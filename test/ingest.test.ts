@@ -152,6 +152,17 @@ async function runningJob(o: {
   return { runId: run.id, jobId };
 }
 
+/** The agent restarted and accepted the job again (through any node) with a new data key: it. */
+async function acceptedAgain(jobId: string): Promise<Buffer> {
+  const key = generateDataKey();
+  const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
+  await prisma.runJob.update({
+    where: { id: jobId },
+    data: { nextSeq: 0, wrappedKey: wrapKeyForRecipient(key, resultKey.publicKey, jobId).toString('base64') },
+  });
+  return key;
+}
+
 /** Hands one message to the gateway's run handler as if agent `from` had sent it; returns the replies. */
 async function send(type: string, body: Record<string, unknown>, from = agentId) {
   const replies: { type: string; body: Record<string, unknown> }[] = [];
@@ -219,15 +230,7 @@ describe('chunk ingest', () => {
     const sealed0 = encryptChunk(Buffer.from('old zero'), first, { runId: jobId, seq: 0 });
     expect((await send('chunk', chunk(jobId, 0, sealed0)))[0]).toMatchObject({ body: { nextSeq: 1 } });
     // The agent restarted and accepted the job again (through another node) with a new data key.
-    const second = generateDataKey();
-    const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
-    await prisma.runJob.update({
-      where: { id: jobId },
-      data: {
-        nextSeq: 0,
-        wrappedKey: wrapKeyForRecipient(second, resultKey.publicKey, jobId).toString('base64'),
-      },
-    });
+    const second = await acceptedAgain(jobId);
     const fresh0 = encryptChunk(Buffer.from('new zero'), second, { runId: jobId, seq: 0 });
     expect(await send('chunk', chunk(jobId, 0, fresh0))).toEqual([
       { type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 1 }) },
@@ -423,15 +426,7 @@ describe('decoding ahead', () => {
     const { jobId, runId } = await acceptedJob(first, { resync: true });
     await sendAll(jobId, encode(jobId, first).chunks.slice(0, 3));
     // The agent restarted and accepted the job again with a new data key.
-    const second = generateDataKey();
-    const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
-    await prisma.runJob.update({
-      where: { id: jobId },
-      data: {
-        nextSeq: 0,
-        wrappedKey: wrapKeyForRecipient(second, resultKey.publicKey, jobId).toString('base64'),
-      },
-    });
+    const second = await acceptedAgain(jobId);
     const sent = encode(jobId, second);
     await sendAll(jobId, sent.chunks);
     await complete(jobId, sent.summary);
