@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -35,6 +35,14 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(base, { recursive: true, force: true });
 });
+
+/** Bytes of the object being written at positions (the store's one temp file), 0 when none. */
+async function sealedAhead(): Promise<number> {
+  const temps = (await readdir(join(base, 'objects'), { recursive: true })).filter((f) =>
+    f.split('/').pop()!.startsWith('~tmp-'),
+  );
+  return temps.length === 1 ? (await stat(join(base, 'objects', temps[0]!))).size : 0;
+}
 
 /** Reads a tenant's object to the end: resolves with the plaintext or rejects with the first error. */
 async function read(tenantId: string, key: string, from = store): Promise<Buffer> {
@@ -154,7 +162,7 @@ describe('EncryptedObjectStore round trips', () => {
       expect(put).toBeDefined();
       // Appended in odd pieces, each said final once written (a header in its first bytes is
       // written as zeros first and for real at the end).
-      const handle = await import('node:fs/promises').then((fs) => fs.open(path, 'r+'));
+      const handle = await open(path, 'r+');
       for (let at = 0; at < size; ) {
         const n = Math.min(size - at, 300_001);
         const piece = Buffer.from(body.subarray(at, at + n));
@@ -166,6 +174,10 @@ describe('EncryptedObjectStore round trips', () => {
       }
       await handle.write(body, 0, Math.min(size, 64), 0);
       await handle.close();
+      // Every whole segment but the first and the last went into the store ahead of the end.
+      const count = Math.ceil(size / SEGMENT);
+      if (count > 2)
+        await expect.poll(sealedAhead).toBe(ENCRYPTED_HEADER_BYTES + (count - 1) * SEALED_SEGMENT);
       // Nothing is there before the end.
       expect(await inner.exists(store.innerKey('t', `g/${size}`))).toBe(false);
       const result = await put.finish(size);
@@ -186,7 +198,7 @@ describe('EncryptedObjectStore round trips', () => {
     // as an object no reader could open.
     const shrunk = (await store.putGrowingFile('t', 'g/shrunk', path))!;
     shrunk.advance(3 * SEGMENT);
-    await new Promise((r) => setTimeout(r, 100));
+    await expect.poll(sealedAhead).toBe(ENCRYPTED_HEADER_BYTES + 2 * SEALED_SEGMENT);
     await expect(shrunk.finish(100)).rejects.toThrow(/shorter/);
     await shrunk.abort();
     await expect(shrunk.finish(100)).rejects.toThrow(/already/);
