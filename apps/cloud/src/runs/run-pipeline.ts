@@ -5,7 +5,7 @@ import { unwrapKeyForRecipient } from '@keystage/crypto';
 import type { DeliverySink, Prisma } from '@keystage/db';
 import { DuplicateKeyError, holdDecision, summariseDiff } from '@keystage/delta';
 import type { Dataset, ExtractDocument } from '@keystage/extract-spec';
-import { type ChangeSet, encodeFiles, encoderFor } from '@keystage/formats';
+import { type ChangeSetMetadata, encodeFiles, encoderFor } from '@keystage/formats';
 import { Inject, Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { PlatformKeysService } from '../agents/platform-keys.service.js';
@@ -225,26 +225,27 @@ export class RunPipeline {
             deleteCount: outcome.reduce((n, o) => n + o.counts.deletes, 0),
           });
         };
+        const metadata = (o: DatasetOutcome) => this.metadata(run, o, doc, version, school, createdAt);
+        const changeSet = (o: DatasetOutcome) =>
+          changeSetOf(o.dataset, metadata(o), o.current, o.fullLoad ? undefined : o.previous);
         const encodeStarted = performance.now();
         if (changed.length > 0 && format.kind === 'files') {
           // A whole-run format (OneRoster): one JSON bundle of its files.
-          const changeSets = changed.map((o) => this.changeSet(run, o, doc, version, school, createdAt));
           const key = this.results.changeSetKey(run.id, 'bundle.json');
-          const files = encodeFiles(doc.delivery.format, changeSets);
+          const files = encodeFiles(doc.delivery.format, changed.map(changeSet));
           const size = await this.results.putCompressed(run.schoolId, key, bundle(files));
           record(key, null, 'application/json', 'gzip', size);
         } else if (format.kind !== 'files') {
           for (const o of changed) {
-            const cs = this.changeSet(run, o, doc, version, school, createdAt);
             const name = o.dataset.name;
             const key = this.results.changeSetKey(run.id, `${name}.${format.fileExtension}`);
             if (o.fullLoad) {
               // Every row of the snapshot, which is stored anyway: written out when it is read.
-              const stored = snapshotChangeSet(o.snapshotKey, doc.delivery.format, o.dataset, cs.metadata);
+              const stored = snapshotChangeSet(o.snapshotKey, doc.delivery.format, o.dataset, metadata(o));
               await this.results.putSnapshotChangeSet(run.schoolId, key, stored);
               record(key, name, format.contentType, SNAPSHOT_ENCODING, null);
             } else {
-              const [file] = encodeFiles(doc.delivery.format, [cs]);
+              const [file] = encodeFiles(doc.delivery.format, [changeSet(o)]);
               const size = await this.results.putCompressed(run.schoolId, key, file!.content);
               record(key, name, format.contentType, 'gzip', size);
             }
@@ -475,40 +476,34 @@ export class RunPipeline {
     };
   }
 
-  private changeSet(
+  private metadata(
     run: RunRow,
     o: DatasetOutcome,
     doc: ExtractDocument,
     version: { version: number; extract: { name: string } },
     school: { urn: string; name: string },
     createdAt: Date,
-  ): ChangeSet {
-    const columns = o.dataset.columns.map((c) => c.name);
-    return changeSetOf(
-      o.dataset,
-      {
-        changeSetId: randomUUID(),
-        idempotencyKey: `${run.id}.${o.dataset.name}`,
-        runId: run.id,
-        partnerId: run.partnerId,
-        school,
-        extract: { name: doc.name, version: version.version },
-        dataset: {
-          name: o.dataset.name,
-          columns: o.dataset.columns.map((c) => ({
-            name: c.name,
-            type: c.type,
-            nullable: c.nullable ?? false,
-          })),
-          key: o.dataset.key ?? columns,
-        },
-        fullLoad: o.fullLoad,
-        counts: o.counts,
-        createdAt,
+  ): ChangeSetMetadata {
+    return {
+      changeSetId: randomUUID(),
+      idempotencyKey: `${run.id}.${o.dataset.name}`,
+      runId: run.id,
+      partnerId: run.partnerId,
+      school,
+      extract: { name: doc.name, version: version.version },
+      dataset: {
+        name: o.dataset.name,
+        columns: o.dataset.columns.map((c) => ({
+          name: c.name,
+          type: c.type,
+          nullable: c.nullable ?? false,
+        })),
+        key: o.dataset.key ?? o.dataset.columns.map((c) => c.name),
       },
-      o.current,
-      o.fullLoad ? undefined : o.previous,
-    );
+      fullLoad: o.fullLoad,
+      counts: o.counts,
+      createdAt,
+    };
   }
 
   /**
