@@ -89,6 +89,13 @@ export class AgentConnection {
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
       handshakeTimeout: 10_000,
+      // Frames keep the mask bit but with an all-zero key, which ws (here and in the gateway)
+      // takes as "nothing to XOR": ≈ 9 MB less to mask and unmask per million rows. Masking
+      // guards browsers' intermediaries against script-chosen bytes (RFC 6455 §10.3); the agent is
+      // no browser, its chunks are ciphertext and its links TLS.
+      generateMask: (mask: Buffer) => {
+        mask.fill(0);
+      },
     });
     this.ws = ws;
     let authenticated = false;

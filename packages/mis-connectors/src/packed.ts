@@ -157,9 +157,12 @@ export class MsgpackOut {
   strBytes(src: Buffer, start: number, end: number): void {
     const n = end - start;
     this.strHeader(n);
-    if (n < 16) {
+    if (n < 64) {
+      // A byte loop: cheaper than Buffer#copy for values this short (most are).
       const b = this.buf;
-      for (let i = start; i < end; i++) b[this.o++] = src[i] as number;
+      let o = this.o;
+      for (let i = start; i < end; i++) b[o++] = src[i] as number;
+      this.o = o;
     } else {
       src.copy(this.buf, this.o, start, end);
       this.o += n;

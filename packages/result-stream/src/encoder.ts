@@ -102,7 +102,9 @@ export class ResultEncoder {
   /** Packed rows waiting (see `pushPacked`): their bytes up to `packedLength`, and where each ends. */
   private packedBytes: Buffer = Buffer.alloc(0);
   private packedLength = 0;
-  private packedEnds: number[] = [];
+  private packedEnds = new Uint32Array(4096);
+  /** Rows in `packedBytes` (their ends are `packedEnds[0, packedRows)`). */
+  private packedRows = 0;
   private seq = 0;
   private rows = 0;
   private bytes = 0;
@@ -170,7 +172,7 @@ export class ResultEncoder {
     const { row: values, estimate } = normalizeRow(row, this.columns.length);
     const out: EncodedChunk[] = [];
     try {
-      if (this.packedEnds.length > 0) this.flushPacked(out);
+      if (this.packedRows > 0) this.flushPacked(out);
       // Seal the batch first if this row would take it over the target, so batches stay near it.
       if (this.pending.length > 0 && (this.pendingEstimate + estimate) * this.scale > this.limit) {
         this.flush(out);
@@ -242,21 +244,29 @@ export class ResultEncoder {
     }
     this.packedBytes.set(bytes.subarray(start, end), this.packedLength);
     const shift = this.packedLength - start;
-    for (let i = from; i < to; i++) this.packedEnds.push((ends[i] as number) + shift);
+    if (this.packedRows + (to - from) > this.packedEnds.length) {
+      const more = new Uint32Array(Math.max(2 * this.packedEnds.length, this.packedRows + (to - from)));
+      more.set(this.packedEnds.subarray(0, this.packedRows));
+      this.packedEnds = more;
+    }
+    const packedEnds = this.packedEnds;
+    let k = this.packedRows;
+    for (let i = from; i < to; i++) packedEnds[k++] = (ends[i] as number) + shift;
+    this.packedRows = k;
     this.packedLength += n;
   }
 
   private flushPacked(out: EncodedChunk[]): void {
-    const ends = this.packedEnds;
+    const ends = this.packedEnds.subarray(0, this.packedRows);
     const bytes = this.packedBytes.subarray(0, this.packedLength);
-    this.packedEnds = [];
+    this.packedRows = 0;
     this.packedLength = 0;
-    // The sealed chunk does not keep `bytes`: the buffer is written over by the next rows.
+    // The sealed chunk does not keep `bytes` or `ends`: the buffer is written over by the next rows.
     this.sealPacked(bytes, ends, 0, ends.length, out);
   }
 
   /** Seals packed rows [from, to) as one chunk, or several when one would be too large. */
-  private sealPacked(bytes: Buffer, ends: number[], from: number, to: number, out: EncodedChunk[]): void {
+  private sealPacked(bytes: Buffer, ends: Uint32Array, from: number, to: number, out: EncodedChunk[]): void {
     const start = from === 0 ? 0 : (ends[from - 1] as number);
     const rows = bytes.subarray(start, ends[to - 1] as number);
     const body = packBodyOfPacked(this.seq === 0 ? this.columns : null, to - from, rows);
@@ -280,7 +290,7 @@ export class ResultEncoder {
     this.checkOpen();
     const chunks: EncodedChunk[] = [];
     try {
-      if (this.packedEnds.length > 0) this.flushPacked(chunks);
+      if (this.packedRows > 0) this.flushPacked(chunks);
       if (this.pending.length > 0 || this.seq === 0) this.flush(chunks);
     } finally {
       this.close();
@@ -299,7 +309,7 @@ export class ResultEncoder {
   private close(): void {
     this.finished = true;
     this.pending = [];
-    this.packedEnds = [];
+    this.packedRows = 0;
     this.packedLength = 0;
     this.dataKey.fill(0);
   }
