@@ -154,6 +154,81 @@ describe('PostgreSQL COPY path (packed rows)', () => {
     expect(rows[2]?.slice(1, 5)).toEqual([null, null, null, null]);
   });
 
+  it('copies in binary when every column can be (edge values included), byte for byte as the cursor', async () => {
+    await pgExec(
+      `CREATE TABLE public.binary_types (
+         id int PRIMARY KEY, i2 int2, i4 int4, i8 int8, o oid, b bool, by bytea, t text, ch char(3),
+         vc varchar(20), nm name, d date, ts timestamp, tz timestamptz, u uuid, j json, jb jsonb)`,
+      [],
+      db.name,
+    );
+    // Edge values: the limits of every type, BC, years past 9999, infinities, fractions of a second.
+    await pgExec(
+      `INSERT INTO public.binary_types VALUES
+        (1, -32768, -2147483648, -9223372036854775808, 4294967295, true, '\\x00ff10', 'tab' || chr(9) || 'nl' || chr(10) || '\\ Zoë 😀', 'ab',
+         '', 'pg_class', DATE '5874897-12-31', TIMESTAMP '294276-12-31 23:59:59.999999', TIMESTAMPTZ '294276-12-31 23:59:59.999999+00',
+         'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, "x\\ty"]}', '{"b": null, "a": 1}'),
+        (2, 32767, 2147483647, 9223372036854775807, 0, false, '', '', '   ', 'x', '', DATE '4713-01-01 BC',
+         TIMESTAMP '4713-01-01 00:00:00 BC', TIMESTAMPTZ '4713-01-01 00:00:00+00 BC', '00000000-0000-0000-0000-000000000000', 'null', '[]'),
+        (3, 0, 0, 9007199254740991, 1, NULL, NULL, NULL, NULL, NULL, NULL, 'infinity', 'infinity', 'infinity', NULL, NULL, NULL),
+        (4, -1, -1, -9007199254740991, 2, NULL, NULL, NULL, NULL, NULL, NULL, '-infinity', '-infinity', '-infinity', NULL, NULL, NULL),
+        (5, 1, 1, 9007199254740992, 3, NULL, NULL, NULL, NULL, NULL, NULL, DATE '0001-12-31 BC', TIMESTAMP '0001-12-31 23:59:59.5 BC',
+         TIMESTAMPTZ '0001-01-01 00:00:00.000001+00 BC', NULL, NULL, NULL),
+        (6, 2, 2, -9007199254740993, 4, NULL, NULL, NULL, NULL, NULL, NULL, DATE '0001-01-01', TIMESTAMP '0001-01-01 00:00:00',
+         TIMESTAMPTZ '1969-12-31 23:59:59.000001+00', NULL, NULL, NULL),
+        (7, 3, 3, 4294967296, 5, NULL, NULL, NULL, NULL, NULL, NULL, DATE '10000-01-01', TIMESTAMP '10000-01-01 00:00:00.1',
+         TIMESTAMPTZ '1999-12-31 23:59:59.999999+00', NULL, NULL, NULL),
+        (8, 4, 4, -4294967297, 6, NULL, NULL, NULL, NULL, NULL, NULL, DATE '2000-02-29', TIMESTAMP '2000-01-01 00:00:00',
+         TIMESTAMPTZ '2000-01-01 00:00:00.12+00', NULL, NULL, NULL),
+        (9, 5, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, DATE '1900-02-28', TIMESTAMP '1900-03-01 12:34:56.789',
+         TIMESTAMPTZ '2100-02-28 23:00:00+00', NULL, NULL, NULL)`,
+      [],
+      db.name,
+    );
+    // And 20,000 rows over ±5,000 years (past both ends of the double-exact range of microseconds).
+    await pgExec(
+      `INSERT INTO public.binary_types
+       SELECT 100 + n, (n % 65536 - 32768)::int2, (n::int8 * 104729 % 4294967296 - 2147483648)::int4,
+              CASE n % 3 WHEN 0 THEN n::int8 * 1000000007 WHEN 1 THEN -n::int8 * 999999937 * 1000 ELSE 9007199254740991 - n END,
+              (n::int8 * 7919 % 4294967296)::oid, n % 2 = 0, decode(md5(n::text), 'hex'), 'row ' || n || repeat('é', n % 5),
+              lpad(n::text, 3), left(md5(n::text), n % 20), ('t' || n)::name,
+              DATE '2000-01-01' + (n * 7919 % 4000000 - 2000000),
+              TIMESTAMP '2000-01-01' + make_interval(days => n * 7919 % 4000000 - 2000000)
+                + (n::int8 * 104729 % 86400000000) * INTERVAL '1 microsecond',
+              TIMESTAMPTZ '2000-01-01 00:00+00' + make_interval(days => n * 104723 % 4000000 - 2000000)
+                + (n::int8 * 7919 % 86400000000) * INTERVAL '1 microsecond',
+              md5(n::text)::uuid, json_build_object('n', n, 's', 'x' || chr(9)), jsonb_build_object('n', n)
+         FROM generate_series(1, 20000) AS s(n)`,
+      [],
+      db.name,
+    );
+    const sql = 'SELECT * FROM public.binary_types ORDER BY id';
+    const viaCursor = await read(sql, false);
+    const viaCopy = await read(sql, true);
+    expect(viaCopy.rows).toHaveLength(0);
+    expect(viaCopy.packed.reduce((n, b) => n + b.rowCount, 0)).toBe(20009);
+    const copied = Buffer.concat(viaCopy.packed.map((b) => b.bytes));
+    expect(copied.equals(Buffer.concat(viaCursor.rows.map(packRow)))).toBe(true);
+    const rows = viaCopy.packed.flatMap(unpackBatch);
+    expect(rows[0]?.slice(11, 14)).toEqual([
+      '5874897-12-31',
+      '294276-12-31 23:59:59.999999',
+      '294276-12-31 23:59:59.999999Z',
+    ]);
+    expect(rows[1]?.slice(11, 14)).toEqual([
+      '4713-01-01 BC',
+      '4713-01-01 00:00:00 BC',
+      '4713-01-01 00:00:00+00 BC',
+    ]);
+    expect(rows[2]?.slice(11, 14)).toEqual(['infinity', 'infinity', 'infinity']);
+    expect(rows[0]?.[3]).toBe('-9223372036854775808');
+    // The server ran the binary COPY; a column of another type (numeric) keeps the result to text.
+    const tail = 'SELECT right(current_query(), 15) AS tail, 1 AS one';
+    expect((await read(tail, true)).packed.flatMap(unpackBatch)).toEqual([['(FORMAT binary)', 1]]);
+    const textTail = 'SELECT right(current_query(), 11) AS tail, 1.5::numeric AS n';
+    expect((await read(textTail, true)).packed.flatMap(unpackBatch)).toEqual([[') TO STDOUT', '1.5']]);
+  });
+
   it('packs a large result the same in ≈ 1 MiB batches, with the column types', async () => {
     const sql = `SELECT n, n::int8 * 1000000000 AS big, md5(n::text) AS h, n % 2 = 0 AS even,
                         TIMESTAMPTZ '2025-01-01 00:00+00' + n * INTERVAL '1 minute' AS at

@@ -22,6 +22,7 @@ import type { PackedBatch } from '../packed.js';
 import type { BoundStatement } from '../params.js';
 import { type BatchSource, rowsPerBatch } from '../stream.js';
 import type { Column, ColumnType, PostgresSettings, Row } from '../types.js';
+import { type BinaryKind, binaryKindOf, CopyBinaryPacker } from './copy-binary.js';
 import { CopyTextPacker, copyKindOf } from './copy-text.js';
 
 /** PostgreSQL type OIDs → normalised type and a readable name. */
@@ -317,7 +318,7 @@ class PgCopySource implements BatchSource {
     private readonly client: pg.Client,
     stream: AsyncIterable<Buffer>,
     private readonly cols: Column[],
-    private readonly packer: CopyTextPacker,
+    private readonly packer: CopyTextPacker | CopyBinaryPacker,
   ) {
     this.iterator = stream[Symbol.asyncIterator]();
   }
@@ -547,12 +548,17 @@ export class PostgresConnector extends BaseConnector {
     });
     if (!fields || fields.length === 0) return null;
     const { to } = await import('pg-copy-streams');
-    // bytea through the cursor path's own parser, so both agree on it.
-    const packer = new CopyTextPacker(
-      fields.map((f) => copyKindOf(f.dataTypeID)),
-      (this.types as pg.CustomTypesConfig).getTypeParser(17, 'text') as (text: string) => Uint8Array,
-    );
-    const stream = client.query(to(`COPY (\n${sql}\n) TO STDOUT`));
+    // Binary when every column's type is one copy-binary.ts reads; text otherwise.
+    const binaryKinds = fields.map((f) => binaryKindOf(f.dataTypeID));
+    const packer = binaryKinds.every((k) => k !== undefined)
+      ? new CopyBinaryPacker(binaryKinds as BinaryKind[])
+      : // bytea through the cursor path's own parser, so both agree on it.
+        new CopyTextPacker(
+          fields.map((f) => copyKindOf(f.dataTypeID)),
+          (this.types as pg.CustomTypesConfig).getTypeParser(17, 'text') as (text: string) => Uint8Array,
+        );
+    const format = packer instanceof CopyBinaryPacker ? ' (FORMAT binary)' : '';
+    const stream = client.query(to(`COPY (\n${sql}\n) TO STDOUT${format}`));
     // pg-copy-streams emits its error even when nothing reads yet (a cancel during open): keep it
     // as the stream's error, which a later read (or the drain in release) then gets.
     stream.on('error', (err) => {
