@@ -34,6 +34,7 @@ const SYSTEM = { type: 'SYSTEM' as const, id: null, requestId: null };
 const events: AgentMessageEvent[] = [];
 const chunks = new Map<string, Buffer[]>();
 const reuses: { runId: string; seq: number; plainSha256: string }[] = [];
+let binaryChunks = 0;
 
 beforeAll(async () => {
   db = await createTestDatabase('agent_jobs');
@@ -63,9 +64,12 @@ beforeAll(async () => {
         reuses.push(m.body);
         const stored = chunks.get(m.body.runId)?.length ?? 0;
         reply('chunk.ack', { runId: m.body.runId, nextSeq: stored, credits: 64, reuse: false });
-      } else if (m.type === 'chunk') {
+      } else if (m.type === 'chunk' || m.type === 'chunk.data') {
+        // This agent and gateway speak 1.3: chunks come as binary frames (`chunk.data` + bytes).
+        binaryChunks += m.type === 'chunk.data' ? 1 : 0;
         const list = chunks.get(m.body.runId) ?? [];
-        if (m.body.seq === list.length) list.push(Buffer.from(m.body.payload, 'base64'));
+        const bytes = m.type === 'chunk.data' ? e.payload! : Buffer.from(m.body.payload, 'base64');
+        if (m.body.seq === list.length) list.push(bytes);
         chunks.set(m.body.runId, list);
         reply('chunk.ack', { runId: m.body.runId, nextSeq: list.length, credits: 64 });
       } else if (m.type === 'run.complete' || m.type === 'run.failed') {
@@ -245,8 +249,12 @@ describe('the agent runs signed, read-only jobs against the MIS', () => {
       parameters: [{ name: 'year', type: 'integer', value: 0 }],
       deadline: new Date(Date.now() + 60_000).toISOString(),
     });
+    const before = binaryChunks;
     const done = await outcome(runId);
     expect(done.type, JSON.stringify(done.body)).toBe('run.complete');
+    // Its chunks came as binary frames (1.3), every one of them.
+    expect(binaryChunks - before).toBe(chunks.get(runId)?.length);
+    expect(binaryChunks - before).toBeGreaterThan(0);
     const accept = events.find(
       (e) => e.message.type === 'job.accept' && (e.message.body as { runId: string }).runId === runId,
     );

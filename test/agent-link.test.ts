@@ -1,10 +1,21 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { createMessage, encodeMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION } from '@keystage/protocol';
+import { sign } from '@keystage/crypto';
+import {
+  authSigningInput,
+  createMessage,
+  encodeChunkFrame,
+  encodeMessage,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+} from '@keystage/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { IDENTITY_FILE } from '../apps/agent/src/state.js';
 import { agent, tempDataDir } from './support/agent.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 import { json } from './support/http.js';
@@ -268,6 +279,50 @@ describe('bad input at the gateway door', () => {
     d.ws.send(hello('00000000-0000-4000-8000-000000000000'));
     await waitFor(d.messages, 1);
     expect(d.messages[0]).toMatchObject({ type: 'refused' });
+  });
+
+  it('takes a chunk as a binary frame only once authenticated, and only as chunk.data with exactly its bytes', async () => {
+    const { dir, agentId } = await enrolled('binary');
+    const c = await raw();
+    c.ws.send(hello(agentId, PROTOCOL_VERSION));
+    await waitFor(c.messages, 1);
+    const { nonce } = (c.messages[0] as { body: { nonce: string } }).body;
+    const identity = readFileSync(join(dir, IDENTITY_FILE), 'utf8').trim();
+    const signature = sign(authSigningInput({ nonce, agentId, protocolVersion: PROTOCOL_VERSION }), identity);
+    c.ws.send(encodeMessage(createMessage('auth', { agentId, signature })));
+    await waitFor(c.messages, 2);
+    expect(c.messages[1]).toMatchObject({ type: 'auth.ok', protocolVersion: PROTOCOL_VERSION });
+    const bytes = Buffer.from('sealed chunk bytes');
+    const header = createMessage('chunk.data', {
+      runId: '00000000-0000-4000-8000-00000000c0de',
+      seq: 0,
+      byteLength: bytes.length,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    });
+    const frame = encodeChunkFrame(header, bytes);
+    // Not a chunk frame; one byte short of its byteLength; chunk.data as text (no bytes).
+    c.ws.send(Buffer.from([0, 0, 0, 9, 1, 2]), { binary: true });
+    c.ws.send(frame.subarray(0, frame.length - 1), { binary: true });
+    c.ws.send(encodeMessage(header));
+    await waitFor(c.messages, 5);
+    expect(c.messages.slice(2)).toMatchObject([
+      { type: 'error', body: { code: 'protocol.malformed' } },
+      {
+        type: 'error',
+        replyTo: header.id,
+        body: { code: 'protocol.malformed', message: expect.stringMatching(/byteLength/) },
+      },
+      {
+        type: 'error',
+        replyTo: header.id,
+        body: { code: 'protocol.malformed', message: expect.stringMatching(/binary frame/) },
+      },
+    ]);
+    // A well-formed one reaches the run lifecycle, which knows no such run.
+    c.ws.send(frame, { binary: true });
+    await waitFor(c.messages, 6);
+    expect(c.messages[5]).toMatchObject({ type: 'error', replyTo: header.id, body: { code: 'run.unknown' } });
+    c.ws.close();
   });
 
   it('refuses an authentication signed with the wrong key', async () => {

@@ -126,7 +126,10 @@ program
       pinnedKey: state.jobSigningKey.publicKey,
       replay: new ReplayCache(dir),
       statementLog: process.env.KEYSTAGE_AGENT_STATEMENT_LOG,
-      link: { send: (type, body): boolean => connection.sendIfOpen(type, body) },
+      link: {
+        send: (type, body): boolean => connection.sendIfOpen(type, body),
+        sendChunk: (body, payload): boolean => connection.sendChunk(body, payload),
+      },
       spillDir: join(dir.path, 'spill'),
       spillMaxBytes: Number(process.env.KEYSTAGE_AGENT_SPILL_MAX_BYTES ?? 2 * 1024 ** 3),
       log: (message, fields) => log.info(message, fields),

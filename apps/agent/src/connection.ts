@@ -2,7 +2,9 @@ import { statfs } from 'node:fs/promises';
 import { sign } from '@keystage/crypto';
 import {
   authSigningInput,
+  compareVersions,
   createMessage,
+  encodeChunkFrame,
   encodeMessage,
   MAX_FRAME_BYTES,
   type Message,
@@ -52,6 +54,8 @@ export class AgentConnection {
   private readonly backoff = new Backoff();
   private readonly startedAt = Date.now();
   private lastError: { code: string; message: string; at: string } | null = null;
+  /** The control plane takes chunks as binary frames (its `auth.ok` said protocol 1.3 or later). */
+  private binaryChunks = false;
   private finished: ((err?: AgentError) => void) | undefined;
 
   constructor(private readonly options: ConnectionOptions) {}
@@ -151,6 +155,7 @@ export class AgentConnection {
       }
       case 'auth.ok': {
         markAuthenticated();
+        this.binaryChunks = compareVersions(message.protocolVersion, '1.3') >= 0;
         log.info('authenticated', { sessionId: message.body.sessionId });
         recordStatus(this.options.dataDir, { connection: 'online', connectedAt: new Date().toISOString() });
         const interval = this.options.heartbeatIntervalMs ?? message.body.heartbeatIntervalMs;
@@ -223,6 +228,20 @@ export class AgentConnection {
   sendIfOpen<T extends MessageType>(type: T, body: MessageBody<T>): boolean {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
     this.send(type, body);
+    return true;
+  }
+
+  /**
+   * Sends one result chunk: as a binary frame (`chunk.data` and the bytes) to a control plane of
+   * 1.3 or later, else as a `chunk` message with the bytes as base64. False when there is no socket.
+   */
+  sendChunk(body: MessageBody<'chunk.data'>, payload: Buffer): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    if (this.binaryChunks) {
+      this.ws.send(encodeChunkFrame(createMessage('chunk.data', body), payload), { binary: true });
+    } else {
+      this.send('chunk', { ...body, payload: payload.toString('base64') });
+    }
     return true;
   }
 

@@ -23,10 +23,12 @@ export interface JobOutbox {
 /** The link to the control plane, whatever socket is current. */
 export interface CloudLink {
   /** Sends on the current socket; false when there is none (the message is dropped). */
-  send<T extends 'chunk' | 'chunk.reuse' | 'run.resume' | 'run.complete' | 'run.failed' | 'job.progress'>(
+  send<T extends 'chunk.reuse' | 'run.resume' | 'run.complete' | 'run.failed' | 'job.progress'>(
     type: T,
     body: MessageBody<T>,
   ): boolean;
+  /** Sends one chunk's bytes (binary frame or base64, as the control plane's version allows). */
+  sendChunk(body: MessageBody<'chunk.data'>, payload: Buffer): boolean;
 }
 
 export interface JobRunnerOptions {
@@ -348,13 +350,10 @@ export class JobRunner {
         });
         continue;
       }
-      this.options.link.send('chunk', {
-        runId: running.runId,
-        seq: chunk.seq,
-        byteLength: chunk.byteLength,
-        sha256: chunk.sha256,
-        payload: chunk.bytes.toString('base64'),
-      });
+      this.options.link.sendChunk(
+        { runId: running.runId, seq: chunk.seq, byteLength: chunk.byteLength, sha256: chunk.sha256 },
+        chunk.bytes,
+      );
     }
   }
 

@@ -5,7 +5,16 @@ import { ErrorReply } from './error.messages.js';
 import { Auth, AuthOk, Challenge, Hello, Refused } from './handshake.messages.js';
 import { JobAccept, JobCancel, JobOffer, JobProgress, JobReject } from './job.messages.js';
 import { PROTOCOL_LIMITS } from './limits.js';
-import { Chunk, ChunkAck, ChunkReuse, RunAck, RunComplete, RunFailed, RunResume } from './result.messages.js';
+import {
+  Chunk,
+  ChunkAck,
+  ChunkData,
+  ChunkReuse,
+  RunAck,
+  RunComplete,
+  RunFailed,
+  RunResume,
+} from './result.messages.js';
 import { PROTOCOL_VERSION } from './version.js';
 
 /** Every message, discriminated on `type`. */
@@ -24,6 +33,7 @@ export const Message = z.discriminatedUnion('type', [
   JobCancel,
   JobProgress,
   Chunk,
+  ChunkData,
   ChunkReuse,
   ChunkAck,
   RunResume,
@@ -76,6 +86,11 @@ export const MESSAGES = {
   'job.cancel': { schema: JobCancel, sender: 'cloud', description: 'Stop a run.' },
   'job.progress': { schema: JobProgress, sender: 'agent', description: 'Progress of a run, for display.' },
   chunk: { schema: Chunk, sender: 'agent', description: 'One encrypted, numbered piece of a result.' },
+  'chunk.data': {
+    schema: ChunkData,
+    sender: 'agent',
+    description: 'A chunk in a binary frame: this header, then its bytes (not base64).',
+  },
   'chunk.reuse': {
     schema: ChunkReuse,
     sender: 'agent',

@@ -91,6 +91,7 @@ const bodies = {
     sha256: SHA,
     payload: Buffer.from('hello').toString('base64'),
   },
+  'chunk.data': { runId: RUN_ID, seq: 0, byteLength: 5, sha256: SHA },
   'chunk.reuse': { runId: RUN_ID, seq: 1, byteLength: 5, plainSha256: SHA },
   'chunk.ack': { runId: RUN_ID, nextSeq: 1, credits: 8 },
   'run.resume': { runId: RUN_ID, nextSeq: 3 },

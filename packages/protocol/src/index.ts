@@ -39,6 +39,7 @@ export {
 export {
   MAX_CHUNK_BYTES,
   MAX_CHUNK_CREDITS,
+  MAX_CHUNK_FRAME_HEADER_BYTES,
   MAX_FRAME_BYTES,
   MAX_MESSAGE_TEXT_LENGTH,
   MAX_PARAMETER_STRING_LENGTH,
@@ -48,8 +49,10 @@ export {
   PROTOCOL_LIMITS,
 } from './limits.js';
 export {
+  type ChunkFrameResult,
   type CreateMessageOptions,
   createMessage,
+  encodeChunkFrame,
   encodeMessage,
   errorReplyFor,
   MAX_REPORTED_ISSUES,
@@ -59,6 +62,7 @@ export {
   type ParseOptions,
   type ParseResult,
   ProtocolEncodeError,
+  parseChunkFrame,
   parseMessage,
 } from './parse.js';
 export {
@@ -78,6 +82,7 @@ export {
   base64DecodedLength,
   Chunk,
   ChunkAck,
+  ChunkData,
   ChunkReuse,
   RunAck,
   RunComplete,

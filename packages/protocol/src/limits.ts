@@ -10,6 +10,12 @@ export const MAX_FRAME_BYTES = 1_048_576;
  */
 export const MAX_CHUNK_BYTES = 524_288;
 
+/**
+ * Largest header of a binary chunk frame (since 1.3): the `chunk.data` envelope, in bytes of UTF-8
+ * JSON. The frame, header and chunk bytes together, stays within MAX_FRAME_BYTES.
+ */
+export const MAX_CHUNK_FRAME_HEADER_BYTES = 4_096;
+
 /** Most chunks the cloud lets one run have in flight beyond the last acknowledged one. */
 export const MAX_CHUNK_CREDITS = 256;
 
@@ -35,6 +41,7 @@ export const MAX_REUSE_CHUNKS = 4_096;
 export const PROTOCOL_LIMITS = {
   maxFrameBytes: MAX_FRAME_BYTES,
   maxChunkBytes: MAX_CHUNK_BYTES,
+  maxChunkFrameHeaderBytes: MAX_CHUNK_FRAME_HEADER_BYTES,
   maxChunkCredits: MAX_CHUNK_CREDITS,
   maxSqlLength: MAX_SQL_LENGTH,
   maxParameters: MAX_PARAMETERS,

@@ -3,12 +3,21 @@ import { MESSAGE_TYPES, type MessageType, maySend } from './catalogue.js';
 import { exampleMessage } from './examples.js';
 import {
   MAX_CHUNK_BYTES,
+  MAX_CHUNK_FRAME_HEADER_BYTES,
   MAX_FRAME_BYTES,
   MAX_PARAMETER_STRING_LENGTH,
   MAX_PARAMETERS,
   MAX_SQL_LENGTH,
 } from './limits.js';
-import { createMessage, encodeMessage, errorReplyFor, ProtocolEncodeError, parseMessage } from './parse.js';
+import {
+  createMessage,
+  encodeChunkFrame,
+  encodeMessage,
+  errorReplyFor,
+  ProtocolEncodeError,
+  parseChunkFrame,
+  parseMessage,
+} from './parse.js';
 import { PROTOCOL_VERSION } from './version.js';
 
 /** Parses, expecting failure, and returns the error. */
@@ -328,5 +337,68 @@ describe('maySend', () => {
     expect(maySend('agent', 'job.offer')).toBe(false);
     expect(maySend('agent', 'error')).toBe(true);
     expect(maySend('cloud', 'error')).toBe(true);
+  });
+});
+
+describe('binary chunk frames (1.3)', () => {
+  const bytes = Buffer.from('hello');
+  const header = () => exampleMessage('chunk.data', { byteLength: bytes.length });
+  const frameError = (frame: Uint8Array, maxBytes?: number) => {
+    const result = parseChunkFrame(frame, maxBytes === undefined ? {} : { maxBytes });
+    if (result.ok) throw new Error('expected a parse error');
+    return result.error;
+  };
+
+  it('round-trips the header and the bytes, which are not base64', () => {
+    const frame = encodeChunkFrame(header(), bytes);
+    expect(frame.subarray(frame.length - bytes.length)).toEqual(bytes);
+    expect(frame.includes(bytes.toString('base64'))).toBe(false);
+    const parsed = parseChunkFrame(frame);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    expect(parsed.message).toEqual(header());
+    expect(parsed.payload).toEqual(bytes);
+    // A Uint8Array (not a Buffer) reads the same.
+    const plain = new Uint8Array(frame.length);
+    plain.set(frame);
+    expect(parseChunkFrame(plain).ok).toBe(true);
+  });
+
+  it('the largest legal chunk fits a frame', () => {
+    const big = Buffer.alloc(MAX_CHUNK_BYTES, 0xff);
+    const frame = encodeChunkFrame(exampleMessage('chunk.data', { byteLength: big.length }), big);
+    expect(frame.length).toBeLessThanOrEqual(MAX_FRAME_BYTES);
+    expect(frame.length).toBeLessThan(4 + MAX_CHUNK_FRAME_HEADER_BYTES + MAX_CHUNK_BYTES);
+  });
+
+  it('refuses to encode bytes that are not byteLength long, or another message', () => {
+    expect(() => encodeChunkFrame(header(), Buffer.from('hello!'))).toThrow(/payload has 6/);
+    expect(() => encodeChunkFrame(exampleMessage('heartbeat') as never, bytes)).toThrow(ProtocolEncodeError);
+  });
+
+  it('refuses malformed frames with typed errors, the header read like any message', () => {
+    const frame = encodeChunkFrame(header(), bytes);
+    expect(frameError(frame.subarray(0, 3)).code).toBe('protocol.malformed');
+    const huge = Buffer.from(frame);
+    huge.writeUInt32BE(MAX_CHUNK_FRAME_HEADER_BYTES + 1, 0);
+    expect(frameError(huge).message).toMatch(/header length/);
+    const past = Buffer.from(frame);
+    past.writeUInt32BE(frame.length, 0);
+    expect(frameError(past).message).toMatch(/header length/);
+    // One byte more or less than byteLength.
+    expect(frameError(Buffer.concat([frame, Buffer.from('!')])).message).toMatch(/byteLength/);
+    expect(frameError(frame.subarray(0, frame.length - 1)).message).toMatch(/byteLength/);
+    // A text message in a binary frame.
+    const heartbeat = Buffer.from(encodeMessage(exampleMessage('heartbeat')));
+    const wrapped = Buffer.concat([Buffer.alloc(4), heartbeat]);
+    wrapped.writeUInt32BE(heartbeat.length, 0);
+    expect(frameError(wrapped)).toMatchObject({ code: 'protocol.malformed', details: { type: 'heartbeat' } });
+    // A header that breaks its schema, and one that is not JSON.
+    const bad = Buffer.from(JSON.stringify({ ...header(), body: { ...header().body, seq: -1 } }));
+    const badFrame = Buffer.concat([Buffer.alloc(4), bad, bytes]);
+    badFrame.writeUInt32BE(bad.length, 0);
+    expect(frameError(badFrame).issues ?? frameError(badFrame).details.issues).toBeDefined();
+    const junk = Buffer.concat([Buffer.from([0, 0, 0, 2]), Buffer.from('{x'), bytes]);
+    expect(frameError(junk).message).toMatch(/not JSON/);
+    expect(frameError(frame, frame.length - 1).code).toBe('protocol.too_large');
   });
 });

@@ -9,7 +9,7 @@ import {
   type MessageType,
 } from './catalogue.js';
 import { ErrorCode } from './codes.js';
-import { MAX_FRAME_BYTES, MAX_MESSAGE_TEXT_LENGTH } from './limits.js';
+import { MAX_CHUNK_FRAME_HEADER_BYTES, MAX_FRAME_BYTES, MAX_MESSAGE_TEXT_LENGTH } from './limits.js';
 import { PROTOCOL_VERSION, parseProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from './version.js';
 
 /** The codes {@link parseMessage} can return. */
@@ -144,11 +144,15 @@ function summarise(error: z.ZodError): Array<{ path: string; message: string }> 
   return issues;
 }
 
-function tooLarge(size: number, limit: number): ParseResult {
+function tooLarge(size: number, limit: number): { ok: false; error: ParseError } {
   return fail(ErrorCode.TooLarge, `the frame is ${size} bytes; the limit is ${limit}`, { size, limit });
 }
 
-function fail(code: ParseErrorCode, message: string, details: ParseErrorDetails): ParseResult {
+function fail(
+  code: ParseErrorCode,
+  message: string,
+  details: ParseErrorDetails,
+): { ok: false; error: ParseError } {
   return { ok: false, error: { code, message, details } };
 }
 
@@ -222,6 +226,77 @@ export function encodeMessage(message: Message, options: ParseOptions = {}): str
     );
   }
   return text;
+}
+
+/** A binary chunk frame, read: its `chunk.data` header and the chunk's bytes (a view of the frame). */
+export type ChunkFrameResult =
+  | { ok: true; message: MessageOf<'chunk.data'>; payload: Buffer }
+  | { ok: false; error: ParseError };
+
+/**
+ * One binary chunk frame (since 1.3): u32 big-endian length of the header, the header — a
+ * `chunk.data` message as UTF-8 JSON, validated like any message —, then exactly `byteLength`
+ * bytes of the chunk. Saves base64 (a third more bytes) and its encoding, checking and decoding on
+ * both sides. Throws {@link ProtocolEncodeError} as {@link encodeMessage} does, and when `payload`
+ * is not `byteLength` bytes.
+ */
+export function encodeChunkFrame(message: MessageOf<'chunk.data'>, payload: Uint8Array): Buffer {
+  if (message.type !== 'chunk.data') {
+    throw new ProtocolEncodeError(ErrorCode.Malformed, 'a binary frame carries a chunk.data message');
+  }
+  const header = Buffer.from(encodeMessage(message, { maxBytes: MAX_CHUNK_FRAME_HEADER_BYTES }), 'utf8');
+  if (payload.length !== message.body.byteLength) {
+    throw new ProtocolEncodeError(
+      ErrorCode.Malformed,
+      `chunk.data says ${message.body.byteLength} bytes; the payload has ${payload.length}`,
+    );
+  }
+  const frame = Buffer.allocUnsafe(4 + header.length + payload.length);
+  frame.writeUInt32BE(header.length, 0);
+  header.copy(frame, 4);
+  frame.set(payload, 4 + header.length);
+  return frame;
+}
+
+/**
+ * Reads one binary frame as a chunk frame (see {@link encodeChunkFrame}); never throws. Errors as
+ * {@link parseMessage}'s (`protocol.too_large`, `protocol.malformed` …), with `protocol.malformed`
+ * also for a header that is not `chunk.data` or a payload that is not `byteLength` bytes.
+ */
+export function parseChunkFrame(frame: Uint8Array, options: ParseOptions = {}): ChunkFrameResult {
+  try {
+    const maxBytes = options.maxBytes ?? MAX_FRAME_BYTES;
+    if (!(frame instanceof Uint8Array)) return fail(ErrorCode.Malformed, 'the frame is not bytes', {});
+    if (frame.byteLength > maxBytes) return tooLarge(frame.byteLength, maxBytes);
+    const bytes = Buffer.isBuffer(frame)
+      ? frame
+      : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+    if (bytes.length < 4)
+      return fail(ErrorCode.Malformed, 'a binary frame starts with its header length', {});
+    const headerLength = bytes.readUInt32BE(0);
+    if (headerLength > MAX_CHUNK_FRAME_HEADER_BYTES || 4 + headerLength > bytes.length) {
+      return fail(ErrorCode.Malformed, 'the binary frame header length is out of bounds', {});
+    }
+    const parsed = parseUnsafe(bytes.subarray(4, 4 + headerLength), MAX_CHUNK_FRAME_HEADER_BYTES);
+    if (!parsed.ok) return parsed;
+    const message = parsed.message;
+    if (message.type !== 'chunk.data') {
+      return fail(ErrorCode.Malformed, 'a binary frame carries a chunk.data message', {
+        messageId: message.id,
+        type: message.type,
+      });
+    }
+    const payload = bytes.subarray(4 + headerLength);
+    if (payload.length !== message.body.byteLength) {
+      return fail(ErrorCode.Malformed, 'byteLength is not the length of the bytes after the header', {
+        messageId: message.id,
+        type: message.type,
+      });
+    }
+    return { ok: true, message, payload };
+  } catch {
+    return fail(ErrorCode.Malformed, 'the frame could not be read', {});
+  }
 }
 
 /**

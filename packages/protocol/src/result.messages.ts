@@ -41,6 +41,24 @@ export const Chunk = defineMessage(
 export type Chunk = z.infer<typeof Chunk>;
 
 /**
+ * Agent → cloud, since 1.3: the header of a binary chunk frame — the chunk's bytes follow it in the
+ * same frame, not as base64 (see `encodeChunkFrame` / `parseChunkFrame`: u32 big-endian header
+ * length, the header as UTF-8 JSON, the chunk bytes). Otherwise as `chunk`: `byteLength` and
+ * `sha256` describe the bytes; same window rules. Only in a binary frame: as a text frame it is
+ * refused as malformed. An agent sends it only to a control plane of 1.3 or later.
+ */
+export const ChunkData = defineMessage(
+  'chunk.data',
+  z.object({
+    runId: Uuid,
+    seq: Count,
+    byteLength: z.int().min(1).max(MAX_CHUNK_BYTES),
+    sha256: Sha256Hex,
+  }),
+);
+export type ChunkData = z.infer<typeof ChunkData>;
+
+/**
  * Agent → cloud, since 1.2: chunk `seq` is byte for byte the chunk the job's `reuse.chunks[seq]`
  * names (the sha256 of its plaintext matches), so its bytes are not sent. The control plane takes
  * its stored copy of that chunk, checks the plaintext digest, seals it again for this run and

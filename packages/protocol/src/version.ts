@@ -9,7 +9,7 @@
  * Every change to the message catalogue needs a bump here, an entry in docs/protocol.md's history
  * and a regenerated catalogue snapshot (the catalogue test says how).
  */
-export const PROTOCOL_VERSION = '1.2';
+export const PROTOCOL_VERSION = '1.3';
 
 /** Versions the control plane built from this package accepts: its own major, any minor up to its own. */
 export const SUPPORTED_PROTOCOL_VERSIONS = { min: '1.0', max: PROTOCOL_VERSION } as const;

@@ -14,6 +14,7 @@ import {
   type MessageBody,
   type MessageType,
   PROTOCOL_VERSION,
+  parseChunkFrame,
   parseMessage,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@keystage/protocol';
@@ -63,6 +64,8 @@ export interface AgentMessageEvent {
   agentId: string;
   schoolId: string;
   message: Message;
+  /** The chunk's bytes, for a `chunk.data` message (they come after it in its binary frame). */
+  payload?: Buffer;
 }
 
 /** Replies to the agent that sent a message. */
@@ -230,13 +233,7 @@ export class AgentGateway
   private async onFrame(session: Session, data: Buffer, isBinary: boolean): Promise<void> {
     if (session.state === 'closed') return;
     session.lastSeen = Date.now();
-    if (isBinary) {
-      this.protocolError(session, {
-        code: 'protocol.malformed',
-        message: 'binary frames are not part of the protocol',
-      });
-      return;
-    }
+    if (isBinary) return this.onBinaryFrame(session, data);
     const parsed = parseMessage(data);
     if (!parsed.ok) {
       if (parsed.error.code === 'protocol.version_unsupported' && session.state === 'hello') {
@@ -262,6 +259,37 @@ export class AgentGateway
       case 'ready':
         return this.onReadyMessage(session, message);
     }
+  }
+
+  /** A binary frame: a result chunk (`chunk.data` and its bytes, since 1.3), once authenticated. */
+  private async onBinaryFrame(session: Session, data: Buffer): Promise<void> {
+    if (session.state !== 'ready') {
+      this.protocolError(session, {
+        code: 'protocol.malformed',
+        message: 'a binary frame before the session is open',
+      });
+      return;
+    }
+    const parsed = parseChunkFrame(data);
+    if (!parsed.ok) {
+      this.protocolError(session, errorReplyFor(parsed.error).body, parsed.error.details.messageId);
+      return;
+    }
+    const { message, payload } = parsed;
+    if (this.handler) {
+      await this.handleRunMessage(session, message, payload);
+      return;
+    }
+    if (this.events.listenerCount(message.type) === 0) {
+      this.reply(
+        session,
+        'error',
+        { code: 'run.unknown', message: 'no upload is open for this run' },
+        message.id,
+      );
+      return;
+    }
+    this.emitAgentMessage(session, message, payload);
   }
 
   private async onHello(session: Session, message: Extract<Message, { type: 'hello' }>): Promise<void> {
@@ -395,6 +423,14 @@ export class AgentGateway
           );
         }
         return;
+      case 'chunk.data':
+        // Its bytes come after it in a binary frame (onBinaryFrame); as text it has none.
+        this.protocolError(
+          session,
+          { code: 'protocol.malformed', message: 'chunk.data comes only in a binary frame' },
+          message.id,
+        );
+        return;
       case 'job.progress':
       case 'chunk':
       case 'chunk.reuse':
@@ -422,15 +458,25 @@ export class AgentGateway
     }
   }
 
-  private async handleRunMessage(session: Session, message: Message): Promise<void> {
-    const event: AgentMessageEvent = { agentId: session.agentId!, schoolId: session.schoolId!, message };
+  private async handleRunMessage(session: Session, message: Message, payload?: Buffer): Promise<void> {
+    const event: AgentMessageEvent = {
+      agentId: session.agentId!,
+      schoolId: session.schoolId!,
+      message,
+      ...(payload ? { payload } : {}),
+    };
     await this.handler!.handle(event, (type, body) => this.reply(session, type, body, message.id));
     this.events.emit(message.type, event);
     this.events.emit('message', event);
   }
 
-  private emitAgentMessage(session: Session, message: Message): void {
-    const event: AgentMessageEvent = { agentId: session.agentId!, schoolId: session.schoolId!, message };
+  private emitAgentMessage(session: Session, message: Message, payload?: Buffer): void {
+    const event: AgentMessageEvent = {
+      agentId: session.agentId!,
+      schoolId: session.schoolId!,
+      message,
+      ...(payload ? { payload } : {}),
+    };
     this.events.emit(message.type, event);
     this.events.emit('message', event);
   }

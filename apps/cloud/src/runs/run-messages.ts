@@ -70,14 +70,18 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
     if (message.type === 'job.progress') return;
     if (!('runId' in message.body)) return;
     const runId = message.body.runId as string;
-    if (message.type === 'chunk' || message.type === 'chunk.reuse') {
+    if (message.type === 'chunk' || message.type === 'chunk.data' || message.type === 'chunk.reuse') {
       // Read afresh for every chunk (a cancel or a new upload may have been decided on another
       // node), but only what a chunk needs: most of an upload's statements are these.
       const job = await this.jobOf(event.agentId, runId, (id) => this.repo.findUploadJob(id));
       if (!job) return this.unknown(runId, true, reply);
-      return message.type === 'chunk'
-        ? this.chunk(job, message.body, reply)
-        : this.chunkReuse(job, message.body, reply);
+      if (message.type === 'chunk.reuse') return this.chunkReuse(job, message.body, reply);
+      // Bytes from a binary frame (1.3), or base64 in a `chunk` text message.
+      const bytes =
+        message.type === 'chunk.data'
+          ? (event.payload ?? Buffer.alloc(0))
+          : Buffer.from(message.body.payload, 'base64');
+      return this.chunk(job, { ...message.body, bytes }, reply);
     }
     const job = await this.jobOf(event.agentId, runId, (id) => this.repo.findJob(id));
     if (!job) {
@@ -136,11 +140,11 @@ export class RunMessages implements AgentMessageHandler, OnModuleInit {
    */
   private async chunk(
     job: UploadJobRow,
-    body: { seq: number; byteLength: number; sha256: string; payload: string },
+    body: { seq: number; byteLength: number; sha256: string; bytes: Buffer },
     reply: AgentReply,
   ): Promise<void> {
     if (!this.inWindow(job, body.seq, reply)) return;
-    const bytes = Buffer.from(body.payload, 'base64');
+    const bytes = body.bytes;
     if (bytes.length !== body.byteLength || sha256Hex(bytes) !== body.sha256) {
       reply('error', {
         code: 'chunk.digest_mismatch',
