@@ -160,6 +160,10 @@ export class CopyBinaryPacker {
   private trailerRead = false;
   /** Scratch for a formatted date or timestamp (at most "-294277-01-01 00:00:00.000001+00 BC"). */
   private readonly text = Buffer.allocUnsafe(48);
+  /** The day whose `YYYY-MM-DD` starts `text` (see `day()`), its length, and whether it is BC. */
+  private lastDay = Number.NaN;
+  private dayLength = 0;
+  private dayBC = false;
 
   constructor(kinds: readonly BinaryKind[]) {
     if (kinds.length === 0) throw new TypeError('a COPY row has at least one column');
@@ -354,10 +358,9 @@ export class CopyBinaryPacker {
       this.ascii(days === INT32_MAX ? 'infinity' : '-infinity');
       return;
     }
-    civil(days + PG_EPOCH_DAYS);
     const t = this.text;
-    let o = this.ymd(t, 0);
-    if (civilYear <= 0) o = this.bc(t, o);
+    let o = this.day(days);
+    if (this.dayBC) o = this.bc(t, o);
     this.packText(o);
   }
 
@@ -382,17 +385,18 @@ export class CopyBinaryPacker {
       days = Number(d);
       time = Number(us - d * day);
     }
-    civil(days + PG_EPOCH_DAYS);
     const t = this.text;
-    let o = this.ymd(t, 0);
-    const seconds = Math.floor(time / 1_000_000);
+    let o = this.day(days);
+    // 0 ≤ time < 86,400,000,000: seconds and the fraction fit int32.
+    const seconds = (time / 1_000_000) | 0;
     let fraction = time - seconds * 1_000_000;
+    const minutes = (seconds / 60) | 0;
     t[o++] = 0x20;
-    o = two(t, o, Math.floor(seconds / 3600));
+    o = two(t, o, (minutes / 60) | 0);
     t[o++] = 0x3a;
-    o = two(t, o, Math.floor(seconds / 60) % 60);
+    o = two(t, o, minutes % 60);
     t[o++] = 0x3a;
-    o = two(t, o, seconds % 60);
+    o = two(t, o, seconds - minutes * 60);
     if (fraction !== 0) {
       // Six digits, trailing zeros dropped (as AppendTimestampSeconds writes them).
       t[o++] = 0x2e;
@@ -407,7 +411,7 @@ export class CopyBinaryPacker {
       }
       o += digits;
     }
-    if (civilYear <= 0) {
+    if (this.dayBC) {
       if (utc) {
         t[o++] = 0x2b;
         t[o++] = 0x30;
@@ -419,6 +423,20 @@ export class CopyBinaryPacker {
       t[o++] = 0x5a;
     }
     this.packText(o);
+  }
+
+  /**
+   * Writes `YYYY-MM-DD` of a day (days since 2000-01-01) at the start of `text`; returns its length.
+   * Rows in order often share their day: the last one is kept there (nothing else writes over it).
+   */
+  private day(days: number): number {
+    if (days !== this.lastDay) {
+      civil(days + PG_EPOCH_DAYS);
+      this.dayLength = this.ymd(this.text, 0);
+      this.dayBC = civilYear <= 0;
+      this.lastDay = days;
+    }
+    return this.dayLength;
   }
 
   /** `YYYY-MM-DD` of the civil date (the year of a BC date as 1 - year, at least four digits). */
@@ -453,8 +471,9 @@ export class CopyBinaryPacker {
   }
 }
 
+/** Two decimal digits of 0 ≤ v < 100. */
 function two(t: Buffer, o: number, v: number): number {
-  t[o] = 0x30 + Math.floor(v / 10);
+  t[o] = 0x30 + ((v / 10) | 0);
   t[o + 1] = 0x30 + (v % 10);
   return o + 2;
 }
