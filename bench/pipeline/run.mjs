@@ -15,13 +15,31 @@
 // BENCH_MARKS=1     prints each run's start and end on the V8 profiler's clock (µs), to cut a
 //                   `node --cpu-prof` profile of this process to one run
 // BENCH_LOG=info    the control plane's and the agent's logs
-import { spawn } from 'node:child_process';
+//
+// This process hosts the control plane and re-runs itself with the control plane's Node.js flags
+// (`start` in apps/cloud/package.json); the agent gets the flags docs/school-guide.md recommends.
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
+
+// The control plane runs in this process: give it the Node.js flags it is started with in
+// production (`start` of apps/cloud/package.json, the same as the Dockerfile's CMD and `pnpm demo`),
+// re-running this script with them if they are missing. The anchor runs here too, with the same.
+const CONTROL_PLANE_FLAGS = JSON.parse(readFileSync(join(ROOT, 'apps/cloud/package.json'), 'utf8'))
+  .scripts.start.split(/\s+/)
+  .filter((word) => word.startsWith('--'));
+if (!CONTROL_PLANE_FLAGS.every((flag) => process.execArgv.includes(flag))) {
+  const again = spawnSync(
+    process.execPath,
+    [...process.execArgv, ...CONTROL_PLANE_FLAGS, import.meta.filename, ...process.argv.slice(2)],
+    { stdio: 'inherit' },
+  );
+  process.exit(again.status ?? 1);
+}
 const ROWS = Number(process.argv[2] ?? 1_000_000);
 /** Full loads to measure, each beside its own anchor (BENCH_REPEATS, default 3). */
 const REPEATS = Math.max(1, Number(process.env.BENCH_REPEATS ?? 3));
@@ -292,6 +310,7 @@ async function main() {
     [
       // As docs/school-guide.md recommends for the agent's service.
       '--max-semi-space-size=64',
+      '--single-threaded-gc',
       ...(process.env.BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       join(ROOT, 'apps/agent/dist/cli.js'),
       '--data-dir',
