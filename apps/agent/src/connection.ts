@@ -56,6 +56,8 @@ export class AgentConnection {
   private lastError: { code: string; message: string; at: string } | null = null;
   /** The control plane takes chunks as binary frames (its `auth.ok` said protocol 1.3 or later). */
   private binaryChunks = false;
+  /** The current connection is authenticated (its `auth.ok` arrived). */
+  private ready = false;
   private finished: ((err?: AgentError) => void) | undefined;
 
   constructor(private readonly options: ConnectionOptions) {}
@@ -94,15 +96,20 @@ export class AgentConnection {
       perMessageDeflate: false,
       handshakeTimeout: 10_000,
       // Frames keep the mask bit but with an all-zero key, which ws (here and in the gateway)
-      // takes as "nothing to XOR": ≈ 9 MB less to mask and unmask per million rows. Masking
-      // guards browsers' intermediaries against script-chosen bytes (RFC 6455 §10.3); the agent is
-      // no browser, its chunks are ciphertext and its links TLS.
+      // takes as "nothing to XOR": ≈ 9 MB less to mask and unmask per million rows. Masking keeps
+      // bytes chosen by untrusted script in a browser from reaching intermediaries as they were
+      // written (RFC 6455 §10.3). No outsider chooses the agent's bytes: chunks are AES-GCM
+      // ciphertext, every other frame is JSON the agent builds (no row data), and production links
+      // are TLS besides.
       generateMask: (mask: Buffer) => {
         mask.fill(0);
       },
     });
     this.ws = ws;
     let authenticated = false;
+    // Until this connection's auth.ok: nothing of a run goes out, and chunks as base64.
+    this.ready = false;
+    this.binaryChunks = false;
     ws.on('open', () => {
       log.info('connected, authenticating', { url: this.url() });
       this.send('hello', {
@@ -156,6 +163,7 @@ export class AgentConnection {
       case 'auth.ok': {
         markAuthenticated();
         this.binaryChunks = compareVersions(message.protocolVersion, '1.3') >= 0;
+        this.ready = true;
         log.info('authenticated', { sessionId: message.body.sessionId });
         recordStatus(this.options.dataDir, { connection: 'online', connectedAt: new Date().toISOString() });
         const interval = this.options.heartbeatIntervalMs ?? message.body.heartbeatIntervalMs;
@@ -224,19 +232,20 @@ export class AgentConnection {
     };
   }
 
-  /** For the job runner: sends on the current socket; false when there is none. */
+  /** For the job runner: sends on the current socket; false when there is none or it is not yet authenticated. */
   sendIfOpen<T extends MessageType>(type: T, body: MessageBody<T>): boolean {
-    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    if (!this.ready || this.ws?.readyState !== WebSocket.OPEN) return false;
     this.send(type, body);
     return true;
   }
 
   /**
    * Sends one result chunk: as a binary frame (`chunk.data` and the bytes) to a control plane of
-   * 1.3 or later, else as a `chunk` message with the bytes as base64. False when there is no socket.
+   * 1.3 or later (as this connection's `auth.ok` says), else as a `chunk` message with the bytes as
+   * base64. False when there is no socket or it is not yet authenticated.
    */
   sendChunk(body: MessageBody<'chunk.data'>, payload: Buffer): boolean {
-    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    if (!this.ready || this.ws?.readyState !== WebSocket.OPEN) return false;
     if (this.binaryChunks) {
       this.ws.send(encodeChunkFrame(createMessage('chunk.data', body), payload), { binary: true });
     } else {
