@@ -76,6 +76,8 @@ export function binaryKindOf(oid: number): BinaryKind | undefined {
 
 /** Room the packed rows start with (the connector takes a batch at about 1 MiB). */
 const COPY_OUT_BYTES = 1200 * 1024;
+/** Least of the next data joined to a carried row at a time. */
+const JOIN_BYTES = 64 * 1024;
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const HEADER_BYTES = SIGNATURE.length + 8;
 /** Days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01. */
@@ -194,8 +196,9 @@ export class CopyBinaryPacker {
 
   write(data: Buffer): void {
     let from = 0;
-    // A carried unit (the header or a row) takes in just the bytes it needs to be read further: a
-    // large value arriving in many pieces is joined once, not again with every piece.
+    // A carried unit (the header or a row) is joined with more data only once that data holds the
+    // bytes it needs to be read further (a large value arriving in many pieces is joined once),
+    // then with at least 64 KiB of it (a wide row is joined once per socket read, not per field).
     while (this.carried > 0) {
       const missing = this.need - this.carried;
       if (data.length - from < missing) {
@@ -203,8 +206,10 @@ export class CopyBinaryPacker {
         this.carried += data.length - from;
         return;
       }
-      const joined = Buffer.concat([...this.pieces, data.subarray(from, from + missing)]);
-      from += missing;
+      // At least 64 KiB more when there is: a wide row is joined once per 64 KiB, not per field.
+      const take = Math.min(data.length - from, Math.max(missing, JOIN_BYTES));
+      const joined = Buffer.concat([...this.pieces, data.subarray(from, from + take)]);
+      from += take;
       const used = this.scan(joined, 0);
       this.pieces = used < joined.length ? [joined.subarray(used)] : [];
       this.carried = joined.length - used;
@@ -229,7 +234,8 @@ export class CopyBinaryPacker {
         return p;
       }
       if (!buf.subarray(p, p + SIGNATURE.length).equals(SIGNATURE)) throw corrupt('no PGCOPY signature');
-      if ((u32(buf, p + SIGNATURE.length) & 0x10000) !== 0) throw corrupt('rows carry OIDs');
+      // Bit 16: rows carry OIDs; the other high bits are reserved — a reader must stop at any.
+      if ((u32(buf, p + SIGNATURE.length) & 0xffff0000) !== 0) throw corrupt('unexpected header flags');
       const extension = u32(buf, p + SIGNATURE.length + 4);
       if (n - p < HEADER_BYTES + extension) {
         this.need = HEADER_BYTES + extension;

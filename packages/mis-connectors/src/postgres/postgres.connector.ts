@@ -22,7 +22,7 @@ import type { PackedBatch } from '../packed.js';
 import type { BoundStatement } from '../params.js';
 import { type BatchSource, rowsPerBatch } from '../stream.js';
 import type { Column, ColumnType, PostgresSettings, Row } from '../types.js';
-import { type BinaryKind, binaryKindOf, CopyBinaryPacker } from './copy-binary.js';
+import { BinaryKind, binaryKindOf, CopyBinaryPacker } from './copy-binary.js';
 import { CopyTextPacker, copyKindOf } from './copy-text.js';
 
 /** PostgreSQL type OIDs → normalised type and a readable name. */
@@ -393,6 +393,11 @@ export class PostgresConnector extends BaseConnector {
   private account = '';
   /** The database's encoding is UTF8: its text is valid UTF-8, so COPY text can be passed on as bytes. */
   private utf8 = false;
+  /**
+   * Timestamps are 64-bit microseconds (always since PostgreSQL 10; a 9.x server built with
+   * `--disable-integer-datetimes` sends them as float8 seconds, which copy-binary.ts does not read).
+   */
+  private integerDatetimes = false;
 
   constructor(
     private readonly settings: PostgresSettings,
@@ -442,15 +447,22 @@ export class PostgresConnector extends BaseConnector {
     });
     try {
       await client.connect();
-      const r = await client.query<[string, number, string, string]>({
-        text: "SELECT current_setting('server_version'), pg_backend_pid(), current_user, current_setting('server_encoding')",
+      const r = await client.query<[string, number, string, string, string]>({
+        text: "SELECT current_setting('server_version'), pg_backend_pid(), current_user, current_setting('server_encoding'), current_setting('integer_datetimes')",
         rowMode: 'array',
       });
-      const [version, pid, user, encoding] = r.rows[0] as [string, number, string, string];
+      const [version, pid, user, encoding, integerDatetimes] = r.rows[0] as [
+        string,
+        number,
+        string,
+        string,
+        string,
+      ];
       this.version = `PostgreSQL ${version.split(' ')[0]}`;
       this.backendPid = pid;
       this.account = user;
       this.utf8 = encoding === 'UTF8';
+      this.integerDatetimes = integerDatetimes === 'on';
     } catch (err) {
       await client.end().catch(() => {});
       throw err;
@@ -550,7 +562,12 @@ export class PostgresConnector extends BaseConnector {
     const { to } = await import('pg-copy-streams');
     // Binary when every column's type is one copy-binary.ts reads; text otherwise.
     const binaryKinds = fields.map((f) => binaryKindOf(f.dataTypeID));
-    const packer = binaryKinds.every((k) => k !== undefined)
+    const binary = binaryKinds.every(
+      (k) =>
+        k !== undefined &&
+        (this.integerDatetimes || (k !== BinaryKind.Timestamp && k !== BinaryKind.Timestamptz)),
+    );
+    const packer = binary
       ? new CopyBinaryPacker(binaryKinds as BinaryKind[])
       : // bytea through the cursor path's own parser, so both agree on it.
         new CopyTextPacker(
