@@ -181,6 +181,24 @@ async function send(type: string, body: Record<string, unknown>, from = agentId)
   return replies;
 }
 
+/** A `chunk.data` message with its bytes, as the gateway hands over a binary chunk frame. */
+async function sendData(body: Record<string, unknown>, payload: Buffer, from = agentId) {
+  const replies: { type: string; body: Record<string, unknown> }[] = [];
+  const message = {
+    id: randomUUID(),
+    type: 'chunk.data',
+    protocolVersion: '1.3',
+    sentAt: new Date().toISOString(),
+    body,
+  } as unknown as Message;
+  await server.app
+    .get(RunMessages)
+    .handle({ agentId: from, schoolId, message, payload }, (t, b) =>
+      replies.push({ type: t, body: b as Record<string, unknown> }),
+    );
+  return replies;
+}
+
 function chunk(runId: string, seq: number, bytes: Buffer) {
   return {
     runId,
@@ -207,6 +225,37 @@ describe('chunk ingest', () => {
     ]);
     expect(filesUnder(objectsDir).filter((f) => f.includes(jobId))).toHaveLength(1);
     expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).nextSeq).toBe(1);
+  });
+
+  it('takes chunk.data (1.3, the bytes from its binary frame) as it takes chunk: stored, acknowledged, checked against its sha256, another agent refused', async () => {
+    const dataKey = generateDataKey();
+    const { jobId } = await acceptedJob(dataKey);
+    const sealed0 = encryptChunk(Buffer.from('rows of chunk zero'), dataKey, { runId: jobId, seq: 0 });
+    const sealed1 = encryptChunk(Buffer.from('rows of chunk one'), dataKey, { runId: jobId, seq: 1 });
+    const { payload: _, ...header0 } = chunk(jobId, 0, sealed0);
+    expect(await sendData(header0, sealed0)).toEqual([
+      { type: 'chunk.ack', body: expect.objectContaining({ runId: jobId, nextSeq: 1 }) },
+    ]);
+    expect(filesUnder(objectsDir).filter((f) => f.includes(jobId))).toHaveLength(1);
+    // Bytes that are not the ones the header describes: refused, position unchanged.
+    const { payload: __, ...header1 } = chunk(jobId, 1, sealed1);
+    const flipped = Buffer.from(sealed1);
+    flipped[flipped.length - 1]! ^= 1;
+    expect(await sendData(header1, flipped)).toEqual([
+      { type: 'error', body: expect.objectContaining({ code: 'chunk.digest_mismatch' }) },
+    ]);
+    // Another agent cannot push into this run.
+    const intruder = await prisma.agent.create({
+      data: { schoolId, publicKey: generateSigningKeyPair().publicKey },
+    });
+    expect((await sendData(header1, sealed1, intruder.id)).map((r) => r.type)).toEqual([
+      'error',
+      'job.cancel',
+    ]);
+    expect(await sendData(header1, sealed1)).toEqual([
+      { type: 'chunk.ack', body: expect.objectContaining({ nextSeq: 2 }) },
+    ]);
+    expect((await prisma.runJob.findUniqueOrThrow({ where: { id: jobId } })).nextSeq).toBe(2);
   });
 
   it('answers job.cancel to the next chunk of a job cancelled elsewhere mid-upload, and stores nothing of it', async () => {
