@@ -234,21 +234,50 @@ async function outcome(runId: string) {
   throw new Error(`no outcome for ${runId}; agent output:\n${agentProc.output()}`);
 }
 
+/**
+ * Offers a job (under a fresh run id each try) until the agent takes it or refuses it for another
+ * reason than `job.busy` — the answer while it is still finishing its last run (after the outcome
+ * the stand-in acknowledged), which the real dispatcher meets by offering again. Returns the run id.
+ */
+async function offerUntilTaken(make: (runId: string) => Parameters<AgentGateway['offerJob']>[1]) {
+  const gateway = server.app.get(AgentGateway);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const runId = randomUUID();
+    await gateway.offerJob(agentId, make(runId));
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const answer = events.find(
+        (e) =>
+          (e.message.type === 'job.accept' || e.message.type === 'job.reject') &&
+          (e.message.body as { runId: string }).runId === runId,
+      );
+      if (answer?.message.type === 'job.accept') return runId;
+      if (answer) {
+        if ((answer.message.body as { code: string }).code !== 'job.busy') return runId;
+        break;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`no answer to ${runId}; agent output:\n${agentProc.output()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the agent stayed busy');
+}
+
 describe('the agent runs signed, read-only jobs against the MIS', () => {
   it('runs a valid job: accepts with a wrapped data key, streams, and reports the row count and digest', async () => {
-    const gateway = server.app.get(AgentGateway);
     const sql =
       'SELECT p.person_id, p.surname, s.unique_pupil_no FROM sims.sims_person p JOIN sims.stud_student s ON s.person_id = p.person_id WHERE s.current_ncyear >= :year ORDER BY p.person_id';
-    const runId = randomUUID();
-    await gateway.offerJob(agentId, {
-      runId,
+    const runId = await offerUntilTaken((id) => ({
+      runId: id,
       extractVersionId: randomUUID(),
       datasetName: 'pupils',
       sql,
       sqlSha256: createHash('sha256').update(sql).digest('hex'),
       parameters: [{ name: 'year', type: 'integer', value: 0 }],
       deadline: new Date(Date.now() + 60_000).toISOString(),
-    });
+    }));
     const before = binaryChunks;
     const done = await outcome(runId);
     expect(done.type, JSON.stringify(done.body)).toBe('run.complete');
@@ -294,7 +323,6 @@ describe('the agent runs signed, read-only jobs against the MIS', () => {
   });
 
   it('offers unchanged chunks as chunk.reuse, and sends their bytes when the control plane cannot reuse them', async () => {
-    const gateway = server.app.get(AgentGateway);
     const resultKey = await server.app.get(PlatformKeysService).active('result-wrapping');
     const sql = 'SELECT person_id, surname FROM sims.sims_person ORDER BY person_id';
     const job = (runId: string) => ({
@@ -313,8 +341,7 @@ describe('the agent runs signed, read-only jobs against the MIS', () => {
       const wrapped = (accept!.message.body as { dataKey: { wrapped: string } }).dataKey.wrapped;
       return unwrapKeyForRecipient(Buffer.from(wrapped, 'base64'), resultKey.privateKeyObject, runId);
     };
-    const first = randomUUID();
-    await gateway.offerJob(agentId, job(first));
+    const first = await offerUntilTaken(job);
     const firstDone = await outcome(first);
     expect(firstDone.type).toBe('run.complete');
     const key = dataKeyOf(first);
@@ -323,8 +350,7 @@ describe('the agent runs signed, read-only jobs against the MIS', () => {
     );
     expect(digests.length).toBeGreaterThan(0);
 
-    const second = randomUUID();
-    await gateway.offerJob(agentId, { ...job(second), reuse: { chunks: digests } });
+    const second = await offerUntilTaken((id) => ({ ...job(id), reuse: { chunks: digests } }));
     const secondDone = await outcome(second);
     expect(secondDone.type).toBe('run.complete');
     // The agent recognised chunk 0 as unchanged (same plaintext under a new data key) …
@@ -357,16 +383,15 @@ describe('the agent runs signed, read-only jobs against the MIS', () => {
     const gateway = server.app.get(AgentGateway);
     const sql =
       'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000000) SELECT x FROM c';
-    const runId = randomUUID();
-    await gateway.offerJob(agentId, {
-      runId,
+    const runId = await offerUntilTaken((id) => ({
+      runId: id,
       extractVersionId: randomUUID(),
       datasetName: 'endless',
       sql,
       sqlSha256: createHash('sha256').update(sql).digest('hex'),
       parameters: [],
       deadline: new Date(Date.now() + 120_000).toISOString(),
-    });
+    }));
     const deadline = Date.now() + 10_000;
     while (
       !events.some(
