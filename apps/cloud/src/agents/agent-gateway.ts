@@ -275,21 +275,7 @@ export class AgentGateway
       this.protocolError(session, errorReplyFor(parsed.error).body, parsed.error.details.messageId);
       return;
     }
-    const { message, payload } = parsed;
-    if (this.handler) {
-      await this.handleRunMessage(session, message, payload);
-      return;
-    }
-    if (this.events.listenerCount(message.type) === 0) {
-      this.reply(
-        session,
-        'error',
-        { code: 'run.unknown', message: 'no upload is open for this run' },
-        message.id,
-      );
-      return;
-    }
-    this.emitAgentMessage(session, message, payload);
+    await this.routeRunMessage(session, parsed.message, parsed.payload);
   }
 
   private async onHello(session: Session, message: Extract<Message, { type: 'hello' }>): Promise<void> {
@@ -435,21 +421,7 @@ export class AgentGateway
       case 'chunk':
       case 'chunk.reuse':
       case 'run.resume':
-        if (this.handler) {
-          await this.handleRunMessage(session, message);
-          return;
-        }
-        if (this.events.listenerCount(message.type) === 0) {
-          this.reply(
-            session,
-            'error',
-            { code: 'run.unknown', message: 'no upload is open for this run' },
-            message.id,
-          );
-          return;
-        }
-        this.emitAgentMessage(session, message);
-        return;
+        return this.routeRunMessage(session, message);
       case 'error':
         this.logger.warn({ agentId, code: message.body.code }, 'agent reported a protocol error');
         return;
@@ -458,26 +430,48 @@ export class AgentGateway
     }
   }
 
+  /**
+   * A message of a run's upload (with its bytes, for `chunk.data`): to the run lifecycle, else to
+   * listeners, else `run.unknown`.
+   */
+  private async routeRunMessage(session: Session, message: Message, payload?: Buffer): Promise<void> {
+    if (this.handler) {
+      await this.handleRunMessage(session, message, payload);
+      return;
+    }
+    if (this.events.listenerCount(message.type) === 0) {
+      this.reply(
+        session,
+        'error',
+        { code: 'run.unknown', message: 'no upload is open for this run' },
+        message.id,
+      );
+      return;
+    }
+    this.emitAgentMessage(session, message, payload);
+  }
+
   private async handleRunMessage(session: Session, message: Message, payload?: Buffer): Promise<void> {
-    const event: AgentMessageEvent = {
-      agentId: session.agentId!,
-      schoolId: session.schoolId!,
-      message,
-      ...(payload ? { payload } : {}),
-    };
+    const event = this.eventOf(session, message, payload);
     await this.handler!.handle(event, (type, body) => this.reply(session, type, body, message.id));
-    this.events.emit(message.type, event);
-    this.events.emit('message', event);
+    this.emit(event);
   }
 
   private emitAgentMessage(session: Session, message: Message, payload?: Buffer): void {
-    const event: AgentMessageEvent = {
+    this.emit(this.eventOf(session, message, payload));
+  }
+
+  private eventOf(session: Session, message: Message, payload?: Buffer): AgentMessageEvent {
+    return {
       agentId: session.agentId!,
       schoolId: session.schoolId!,
       message,
       ...(payload ? { payload } : {}),
     };
-    this.events.emit(message.type, event);
+  }
+
+  private emit(event: AgentMessageEvent): void {
+    this.events.emit(event.message.type, event);
     this.events.emit('message', event);
   }
 
