@@ -163,40 +163,30 @@ async function acceptedAgain(jobId: string): Promise<Buffer> {
   return key;
 }
 
-/** Hands one message to the gateway's run handler as if agent `from` had sent it; returns the replies. */
-async function send(type: string, body: Record<string, unknown>, from = agentId) {
+/**
+ * Hands one message to the gateway's run handler as if agent `from` had sent it (with `payload`: the
+ * bytes after a `chunk.data` header in its binary frame); returns the replies.
+ */
+async function send(type: string, body: Record<string, unknown>, from = agentId, payload?: Buffer) {
   const replies: { type: string; body: Record<string, unknown> }[] = [];
   const message = {
     id: randomUUID(),
     type,
-    protocolVersion: '1.1',
+    protocolVersion: payload ? '1.3' : '1.1',
     sentAt: new Date().toISOString(),
     body,
   } as unknown as Message;
   await server.app
     .get(RunMessages)
-    .handle({ agentId: from, schoolId, message }, (t, b) =>
+    .handle({ agentId: from, schoolId, message, ...(payload ? { payload } : {}) }, (t, b) =>
       replies.push({ type: t, body: b as Record<string, unknown> }),
     );
   return replies;
 }
 
 /** A `chunk.data` message with its bytes, as the gateway hands over a binary chunk frame. */
-async function sendData(body: Record<string, unknown>, payload: Buffer, from = agentId) {
-  const replies: { type: string; body: Record<string, unknown> }[] = [];
-  const message = {
-    id: randomUUID(),
-    type: 'chunk.data',
-    protocolVersion: '1.3',
-    sentAt: new Date().toISOString(),
-    body,
-  } as unknown as Message;
-  await server.app
-    .get(RunMessages)
-    .handle({ agentId: from, schoolId, message, payload }, (t, b) =>
-      replies.push({ type: t, body: b as Record<string, unknown> }),
-    );
-  return replies;
+function sendData(body: Record<string, unknown>, payload: Buffer, from = agentId) {
+  return send('chunk.data', body, from, payload);
 }
 
 function chunk(runId: string, seq: number, bytes: Buffer) {
