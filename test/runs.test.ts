@@ -336,6 +336,13 @@ describe('run now', () => {
     const channel = server.app.get(AgentChannel);
     const stale = (await repo.find(started.body.id))!;
     const agentId = stale.agentId!;
+    // DISPATCHED is recorded before the offer is queued: let the dispatch finish queuing it first
+    // (a cancel landing between the two finds nothing to take back; the agent's next connect drops
+    // such an offer — see dropStaleOffers — but this test asks for an empty queue at once).
+    const queued = Date.now() + 5_000;
+    while ((await channel.pendingIds(agentId)).length === 0 && Date.now() < queued) {
+      await new Promise((res) => setTimeout(res, 20));
+    }
     await api('POST', `/partners/${partnerId}/runs/${started.body.id}/cancel`, {});
     expect(await channel.pendingIds(agentId)).toEqual([]);
     // The dispatcher still holds the row it read before the cancel, with the job not yet offered.
